@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vmsplice-move: the two commands are "make demo" and "make check".
+# See README.md.
+
+BUILD      ?= $(CURDIR)/build
+KSRC       := $(BUILD)/linux
+KHDR       := $(BUILD)/kernel-debug/usr/include
+TESTBIN    := $(BUILD)/tests
+
+CC         ?= gcc
+CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
+              -isystem $(KHDR) -isystem $(KSRC)/tools/testing/selftests -Itests
+LDLIBS     := -lpthread
+
+TEST_SRCS  := $(wildcard tests/*.c)
+TEST_PROGS := $(patsubst tests/%.c,$(TESTBIN)/%,$(TEST_SRCS))
+LIB_SRCS   := $(wildcard tests/lib/*.c)
+LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
+LIB_HDRS   := $(wildcard tests/lib/*.h)
+
+.SECONDARY: $(LIB_OBJS)
+
+.PHONY: all deps tree kernel-debug kernel-bench tests check demo clean distclean
+
+all: kernel-debug tests
+
+deps:
+	@scripts/install-deps
+
+tree: deps
+	@scripts/prepare-tree $(BUILD)
+
+kernel-debug: deps
+	@scripts/build-kernel debug $(BUILD)
+
+kernel-bench: deps
+	@scripts/build-kernel bench $(BUILD)
+
+tests: $(TEST_PROGS)
+
+# Tests compile against the extracted tree's kselftest harness and the
+# 6.12 uapi headers that the debug kernel build installs.
+$(KHDR) $(KSRC)/tools/testing/selftests/kselftest_harness.h:
+	@$(MAKE) --no-print-directory kernel-debug
+
+$(TESTBIN)/lib/%.o: tests/lib/%.c $(LIB_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+check: deps
+	@scripts/check $(BUILD)
+
+demo: deps kernel-debug tests
+	@tests/vm/run --kernel debug -- scripts/demo
+
+clean:
+	rm -rf $(TESTBIN)
+
+distclean:
+	rm -rf $(BUILD)
