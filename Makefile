@@ -7,6 +7,7 @@ BUILD      ?= $(CURDIR)/build
 KSRC       := $(BUILD)/linux
 KHDR       := $(BUILD)/kernel-debug/usr/include
 TESTBIN    := $(BUILD)/tests
+DEMO_MIB   ?= 256
 
 CC         ?= gcc
 CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
@@ -19,11 +20,19 @@ LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
 LIB_HDRS   := $(wildcard tests/lib/*.h)
 
+# tools/vmsplice-move: the library, the demo and the benchmark
+TOOLDIR    := tools/vmsplice-move
+TOOLBIN    := $(BUILD)/tools
+VSM_LIB    := $(TOOLBIN)/libvmsplice-move.a
+VSM_HDRS   := $(wildcard $(TOOLDIR)/lib/*.h)
+TOOL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -isystem $(KHDR)
+TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
+
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests check demo clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo clean distclean
 
-all: kernel-debug tests
+all: kernel-debug tests tools
 
 deps:
 	@scripts/install-deps
@@ -52,14 +61,32 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+tools: $(TOOL_PROGS)
+
+$(TOOLBIN)/lib/%.o: $(TOOLDIR)/lib/%.c $(VSM_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -c -o $@ $<
+
+$(VSM_LIB): $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(wildcard $(TOOLDIR)/lib/*.c))
+	$(AR) rcs $@ $^
+
+$(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+
+$(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+
 check: deps
 	@scripts/check $(BUILD)
 
-demo: deps kernel-debug tests
-	@tests/vm/run --kernel debug -- scripts/demo
+# The demo runs on the bench kernel: the debug options (KASAN, lockdep)
+# would make the timings meaningless.
+demo: deps kernel-bench
+	@$(MAKE) --no-print-directory tools
+	@tests/vm/run --kernel bench --mem 2048 -- $(TOOLBIN)/vmsplice-handoff $(DEMO_MIB)
 
 clean:
-	rm -rf $(TESTBIN)
+	rm -rf $(TESTBIN) $(TOOLBIN)
 
 distclean:
 	rm -rf $(BUILD)
