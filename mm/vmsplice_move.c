@@ -21,7 +21,9 @@
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
+#include <linux/mman.h>
 #include <linux/mmap_lock.h>
+#include <linux/mmu_context.h>
 #include <linux/pagemap.h>
 #include <linux/rmap.h>
 #include <linux/swap.h>
@@ -59,13 +61,16 @@ static size_t iter_seg_len(const struct iov_iter *iter)
  *    refuses it too).
  *  - hugetlb, PFNMAP, IO, MIXEDMAP, DROPPABLE: not ordinary anonymous
  *    memory; their pages are never moved, so leave them alone.
+ *  - mseal()ed read-only anonymous memory may not be discarded, which is
+ *    what unmapping it would do.
  * Pages left mapped are simply copied by the taker (folio_mapped()).
  */
 static bool vmsplice_vma_may_unmap(struct vm_area_struct *vma)
 {
-	return !(vma->vm_flags & (VM_SHARED | VM_LOCKED | VM_HUGETLB |
-				  VM_PFNMAP | VM_IO | VM_MIXEDMAP |
-				  VM_DROPPABLE));
+	if (vma->vm_flags & (VM_SHARED | VM_LOCKED | VM_HUGETLB | VM_PFNMAP |
+			     VM_IO | VM_MIXEDMAP | VM_DROPPABLE))
+		return false;
+	return can_modify_vma_madv(vma, MADV_DONTNEED);
 }
 
 /* Unmap [start, end) of @mm wherever the VMA allows; count the pages. */
@@ -208,8 +213,13 @@ static int vmsplice_check_dst_vma(struct vm_area_struct *vma)
 	 */
 	if (!vma_is_anonymous(vma) || (vma->vm_flags & VM_SHARED))
 		return VMSPLICE_FB_DST_VMA;
-	/* A move writes the destination: it needs the right to write. */
-	if (!(vma->vm_flags & VM_WRITE))
+	/*
+	 * A move writes the destination: it needs the right to write, by the
+	 * VMA and by the reader's protection keys, exactly as the copy (whose
+	 * fault would fail with EFAULT) does.
+	 */
+	if (!(vma->vm_flags & VM_WRITE) ||
+	    !arch_vma_access_permitted(vma, true, false, false))
 		return VMSPLICE_FB_DST_VMA;
 	/*
 	 * mlock()ed memory stays mapped: replacing a page would zap a locked
@@ -327,6 +337,9 @@ static int vmsplice_check_folio(struct vmsplice_move *vm, struct folio *folio,
 	 */
 	if (!folio_test_anon(folio))
 		return VMSPLICE_FB_NOT_ANON;
+	/* Device memory belongs to its driver's pgmap, not to a process. */
+	if (folio_is_zone_device(folio))
+		return VMSPLICE_FB_NOT_ANON;
 	/* KSM pages are shared by content and use the stable tree's rmap. */
 	if (folio_test_ksm(folio))
 		return VMSPLICE_FB_KSM;
@@ -347,6 +360,12 @@ static int vmsplice_check_folio(struct vmsplice_move *vm, struct folio *folio,
 	if (folio_mapped(folio))
 		return VMSPLICE_FB_MAPPED;
 	/*
+	 * Reclaim put it in the swap cache, which refers to it (and holds a
+	 * reference: tested before the count so the reason is reported).
+	 */
+	if (folio_test_swapcache(folio))
+		return VMSPLICE_FB_SWAPCACHE;
+	/*
 	 * The pipe buffer must hold the only reference.  Any other one is a
 	 * user of the page we cannot see: the same page in another pipe
 	 * buffer (tee(), or vmspliced twice) that would later hand our
@@ -357,14 +376,18 @@ static int vmsplice_check_folio(struct vmsplice_move *vm, struct folio *folio,
 	if (!locked)
 		return VMSPLICE_MOVED;
 
-	/* Reclaim put it in the swap cache, which still refers to it. */
-	if (folio_test_swapcache(folio))
-		return VMSPLICE_FB_SWAPCACHE;
 	/*
 	 * Off the LRU with no other reference: nobody would ever reclaim it
 	 * once mapped.  Should not happen; copying is always safe.
 	 */
 	if (!folio_test_lru(folio) || folio_test_mlocked(folio))
+		return VMSPLICE_FB_BUSY;
+	/*
+	 * Lazily freed (MADV_FREE) and not written since: it sits on the file
+	 * LRU and reclaim may drop it; its swapbacked flag can only change
+	 * while isolated from the LRU.  A copy gives the reader a normal page.
+	 */
+	if (!folio_test_swapbacked(folio))
 		return VMSPLICE_FB_BUSY;
 	/*
 	 * The charge stays with the folio's memcg: moving it into another
