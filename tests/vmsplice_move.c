@@ -177,6 +177,27 @@ FIXTURE_VARIANT_ADD(xfer, other_memcg_src) {
 	.reason = "memcg", .nr = 4, .unmapped = 4,
 };
 
+/* MADV_FREE pages not written since: reclaim may drop them; copied. */
+FIXTURE_VARIANT_ADD(xfer, lazyfree_src) {
+	.c = { SRC_LAZYFREE, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "busy", .nr = 4, .unmapped = 4,
+};
+
+/* Still in the swap cache, which a child's swap entry refers to. */
+FIXTURE_VARIANT_ADD(xfer, swapcache_src) {
+	.c = { SRC_SWAPCACHE, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "swapcache", .nr = 4, .unmapped = 4,
+};
+
+/*
+ * Protection key denies the reader writes: a move would write where the
+ * copy faults.  EFAULT, nothing moved, the data still in the pipe.
+ */
+FIXTURE_VARIANT_ADD(xfer, pkey_readonly_dst) {
+	.c = { SRC_ANON, DST_PKEY_RO, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.unmapped = 4,
+};
+
 /* Read-only destination: EFAULT, and the data is still in the pipe. */
 FIXTURE_VARIANT_ADD(xfer, readonly_dst) {
 	.c = { SRC_ANON, DST_READONLY, GM, SPLICE_F_MOVE, 0, 4 * PS },
@@ -195,6 +216,14 @@ FIXTURE_SETUP(xfer)
 	close(pm);
 	if (variant->c.src == SRC_OTHER_MEMCG && !self->kernel_moves)
 		SKIP(return, "memcg setup only inside the test VM (kernel with the change)");
+	if (variant->c.src == SRC_SWAPCACHE) {
+		char why[128];
+
+		if (!self->kernel_moves)
+			SKIP(return, "swap set-up only inside the test VM (kernel with the change)");
+		if (xfer_swap_on(why, sizeof(why)))
+			SKIP(return, "%s", why);
+	}
 	ASSERT_EQ(0, xfer_run(&variant->c, &self->res));
 	if (self->res.skipped)
 		SKIP(return, "%s", self->res.skip_reason);
@@ -210,7 +239,7 @@ TEST_F(xfer, bytes)
 	ssize_t len = variant->c.len;
 
 	ASSERT_EQ(len, r->wret) TH_LOG("writer: %s", strerror(r->werrno));
-	if (variant->c.dst == DST_READONLY) {
+	if (variant->c.dst == DST_READONLY || variant->c.dst == DST_PKEY_RO) {
 		ASSERT_EQ(-1, r->rret);
 		ASSERT_EQ(EFAULT, r->rerrno);
 	} else {
@@ -243,6 +272,10 @@ TEST_F(xfer, proof)
 			TH_LOG("counter %s", all[i]);
 	}
 	ASSERT_EQ(variant->unmapped, xfer_counter_delta(b, a, "unmapped"));
+
+	/* Moved-in pages are new to the reader: soft-dirty, as if written. */
+	if (variant->same_frames)
+		ASSERT_TRUE(r->dst_soft_dirty);
 
 	/* What the writer sees after the gift. */
 	if (variant->unmapped && variant->c.src != SRC_UNTOUCHED)

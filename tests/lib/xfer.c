@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -154,6 +156,49 @@ static long long smaps_rollup_kb(const char *name)
 	return v;
 }
 
+int xfer_swap_on(char *why, size_t why_len)
+{
+	char line[256];
+	int fd, swaps = 0;
+	FILE *f = fopen("/proc/swaps", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		swaps++;
+	if (f)
+		fclose(f);
+	if (swaps > 1)		/* a header line and at least one device */
+		return 0;
+	fd = open("/sys/block/zram0/disksize", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, why_len, "no swap and no zram0 device");
+		return -1;
+	}
+	if (write(fd, "64M", 3) != 3 && errno != EBUSY) {
+		snprintf(why, why_len, "zram0 disksize: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (system("mkswap /dev/zram0 >/dev/null 2>&1") != 0) {
+		snprintf(why, why_len, "mkswap /dev/zram0 failed");
+		return -1;
+	}
+	if (swapon("/dev/zram0", 0)) {
+		snprintf(why, why_len, "swapon /dev/zram0: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether every page of [p, p + len) is swapped out. */
+static bool all_swapped(int pm, const char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += page_size())
+		if (!(pagemap_entry(pm, p + off) & (1ULL << 62)))
+			return false;
+	return true;
+}
+
 static int pin_with_io_uring(void *addr, size_t len, char *why)
 {
 	struct io_uring_params params = { 0 };
@@ -228,6 +273,8 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 	case SRC_PINNED:
 	case SRC_DUP:
 	case SRC_FILE:
+	case SRC_LAZYFREE:
+	case SRC_SWAPCACHE:
 		src = map_anon(span);
 		break;
 	case SRC_THP:
@@ -260,7 +307,37 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 			goto report;
 		}
 	}
-	if (c->src == SRC_FORK_SHARED) {
+	if (c->src == SRC_LAZYFREE) {
+		cpu_set_t cpu0;
+
+		/*
+		 * One CPU for MADV_FREE and the gift: the lazy-free LRU batch
+		 * is drained by the gift's unmapping on the same CPU.
+		 */
+		CPU_ZERO(&cpu0);
+		CPU_SET(0, &cpu0);
+		if (sched_setaffinity(0, sizeof(cpu0), &cpu0) ||
+		    madvise(src, span, MADV_FREE)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "MADV_FREE: %s", strerror(errno));
+			goto report;
+		}
+	}
+	if (c->src == SRC_SWAPCACHE) {
+		/*
+		 * Page out, then fork: the child's copy of the swap entry makes
+		 * the gift's swap-in go through the swap cache, where the page
+		 * stays while the child still refers to the entry.
+		 */
+		if (madvise(src, span, MADV_PAGEOUT) || !all_swapped(pm, src, span)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "MADV_PAGEOUT did not swap the pages out");
+			goto report;
+		}
+	}
+	if (c->src == SRC_FORK_SHARED || c->src == SRC_SWAPCACHE) {
 		/* A child that keeps the pages mapped until told to go. */
 		if (pipe(hold))
 			_exit(2);
@@ -275,7 +352,8 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 
 	rep.npages = span / ps < XFER_MAX_PAGES ? span / ps : XFER_MAX_PAGES;
 	for (size_t i = 0; i < rep.npages; i++)
-		rep.src_pfn[i] = pagemap_pfn(pm, src + i * ps);
+		rep.src_pfn[i] = c->src == SRC_SWAPCACHE ? 0 :
+				 pagemap_pfn(pm, src + i * ps);
 
 	rss = self_status_kb("RssAnon");
 	iov[0].iov_base = src + c->src_off;
@@ -383,6 +461,20 @@ static void *map_dst(enum xfer_dst dst, size_t len, char *why)
 	case DST_READONLY:
 		p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return p == MAP_FAILED ? NULL : p;
+	case DST_PKEY_RO: {
+		int pkey = pkey_alloc(0, PKEY_DISABLE_WRITE);
+
+		if (pkey < 0) {
+			snprintf(why, 128, "pkey_alloc: %s", strerror(errno));
+			return NULL;
+		}
+		p = map_anon(len);
+		if (p && pkey_mprotect(p, len, PROT_READ | PROT_WRITE, pkey)) {
+			snprintf(why, 128, "pkey_mprotect: %s", strerror(errno));
+			return NULL;
+		}
+		return p;
+	}
 	}
 	return NULL;
 }
@@ -483,17 +575,32 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		goto fail;
 
 	pm = pagemap_open();
+	/* Clear soft-dirty bits: moved-in pages must come back soft-dirty. */
+	{
+		int cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+
+		if (cr >= 0) {
+			if (write(cr, "4", 1) != 1)
+				res->dst_soft_dirty = false;
+			close(cr);
+		}
+	}
 	rss = self_status_kb("RssAnon");
 	iov.iov_base = dst;
 	iov.iov_len = c->len;
 	res->rret = vmsplice(p[0], &iov, 1, c->rflags);
 	res->rerrno = errno;
 	res->reader_rss_rise_kb = self_status_kb("RssAnon") - rss;
-	for (size_t i = 0; i < res->npages; i++)
+	res->dst_soft_dirty = true;
+	for (size_t i = 0; i < res->npages; i++) {
 		res->dst_pfn[i] = pagemap_pfn(pm, base + i * ps);
+		if (i * ps < c->len &&
+		    !(pagemap_entry(pm, base + i * ps) & (1ULL << 55)))
+			res->dst_soft_dirty = false;
+	}
 	close(pm);
 
-	if (c->dst == DST_READONLY) {
+	if (c->dst == DST_READONLY || c->dst == DST_PKEY_RO) {
 		/* Nothing may be lost: the data must still be in the pipe. */
 		char *buf = map_anon(dlen);
 

@@ -26,6 +26,8 @@ enum xfer_src {
 	SRC_FILE,		/* splice() from a tmpfs file, not vmsplice */
 	SRC_OTHER_MEMCG,	/* written by a writer in another memory cgroup */
 	SRC_MEMFD_SHARED,	/* written, MAP_SHARED memfd */
+	SRC_LAZYFREE,		/* written, then MADV_FREE (not written since) */
+	SRC_SWAPCACHE,		/* paged out, swap entry shared with a child */
 };
 
 /* Where the reader wants the data. */
@@ -38,6 +40,7 @@ enum xfer_dst {
 	DST_MLOCKED,		/* mlock()ed private anonymous */
 	DST_UFFD,		/* registered with userfaultfd (populated) */
 	DST_READONLY,		/* PROT_READ: the read must fail, nothing lost */
+	DST_PKEY_RO,		/* writable VMA, protection key denies writes */
 };
 
 /* Counters vmsplice moves report, read before and after xfer_run(). */
@@ -67,6 +70,7 @@ struct xfer_result {
 	char data_msg[128];
 	bool writer_zero;	/* writer reads zeros after the gift */
 	bool writer_intact;	/* writer still reads its own data */
+	bool dst_soft_dirty;	/* every destination page soft-dirty after */
 	size_t npages;
 	uint64_t src_pfn[XFER_MAX_PAGES];	/* writer's frames before */
 	uint64_t dst_pfn[XFER_MAX_PAGES];	/* reader's frames after */
@@ -74,6 +78,12 @@ struct xfer_result {
 	long long reader_rss_rise_kb;	/* RssAnon after - before read */
 	struct xfer_counters before, after;	/* around the whole run */
 };
+
+/*
+ * Make sure swap is on (a zram device, set up once), for SRC_SWAPCACHE.
+ * Returns 0, or -1 with the reason in @why.
+ */
+int xfer_swap_on(char *why, size_t why_len);
 
 /* Run one hand-over; 0 on success (see res->skipped), -1 on setup error. */
 int xfer_run(const struct xfer_case *c, struct xfer_result *res);
