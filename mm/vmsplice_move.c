@@ -292,8 +292,8 @@ static int vmsplice_clear_dst(struct vm_area_struct *vma, unsigned long addr)
 
 /*
  * Find or allocate the page table for @addr, as userfaultfd's
- * mfill_atomic() does.  A huge PMD faulted in by another thread makes the
- * caller copy instead (the copy will fault into it).
+ * mfill_atomic() does.  NULL when out of memory or when a huge PMD maps
+ * @addr (the caller splits it by clearing the page, or copies).
  */
 static pmd_t *vmsplice_dst_pmd(struct mm_struct *mm, unsigned long addr)
 {
@@ -411,16 +411,26 @@ static int vmsplice_install(struct vmsplice_move *vm,
 	pmd_t *pmd;
 	int ret;
 
-	pmd = vmsplice_dst_pmd(mm, addr);
-	if (!pmd)
-		return VMSPLICE_FB_BUSY;
-	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
-	if (!pte)
-		return VMSPLICE_FB_BUSY;
-	/* Another thread faulted the page in since it was cleared. */
-	if (!pte_none(ptep_get(pte))) {
-		ret = VMSPLICE_FB_BUSY;
-		goto out_unlock_pte;
+	bool cleared = false;
+
+	/*
+	 * Usually the destination is empty and one walk does.  Otherwise
+	 * clear it (which also splits a huge PMD) and walk once more; if it
+	 * is populated again, another thread faulted it in: copy.
+	 */
+	for (;;) {
+		pmd = vmsplice_dst_pmd(mm, addr);
+		pte = pmd ? pte_offset_map_lock(mm, pmd, addr, &ptl) : NULL;
+		if (pte && pte_none(ptep_get(pte)))
+			break;
+		if (pte)
+			pte_unmap_unlock(pte, ptl);
+		if (cleared)
+			return VMSPLICE_FB_BUSY;
+		ret = vmsplice_clear_dst(vma, addr);
+		if (ret)
+			return ret;
+		cleared = true;
 	}
 	/* Whoever holds the folio lock (reclaim, migration) owns it now. */
 	if (!folio_trylock(folio)) {
@@ -514,8 +524,5 @@ int vmsplice_move_page(struct vmsplice_move *vm, struct page *page,
 	/* The destination VMA needs an anon_vma for the moved page's rmap. */
 	if (unlikely(anon_vma_prepare(vma)))
 		return VMSPLICE_FB_BUSY;
-	ret = vmsplice_clear_dst(vma, addr);
-	if (ret)
-		return ret;
 	return vmsplice_install(vm, vma, folio, addr);
 }
