@@ -30,7 +30,7 @@ TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
 
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench clean distclean
 
 all: kernel-debug tests tools
 
@@ -85,8 +85,20 @@ demo: deps kernel-bench
 	@$(MAKE) --no-print-directory tools
 	@tests/vm/run --kernel bench --mem 2048 -- $(TOOLBIN)/vmsplice-handoff $(DEMO_MIB)
 
+# Benchmarks run on the bench kernel (no debug options), all in one boot.
+BENCH_ARGS ?= --csv
+bench: deps kernel-bench
+	@$(MAKE) --no-print-directory tools
+	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(TESTBIN) $(TOOLBIN)
 
-distclean:
+dist# Benchmarks run on the bench kernel (no debug options), all in one boot.
+BENCH_ARGS ?= --csv
+bench: deps kernel-bench
+	@$(MAKE) --no-print-directory tools
+	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
+
+clean:
 	rm -rf $(BUILD)
