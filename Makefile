@@ -94,11 +94,5 @@ bench: deps kernel-bench
 clean:
 	rm -rf $(TESTBIN) $(TOOLBIN)
 
-dist# Benchmarks run on the bench kernel (no debug options), all in one boot.
-BENCH_ARGS ?= --csv
-bench: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
-
-clean:
+distclean:
 	rm -rf $(BUILD)
