@@ -29,7 +29,7 @@ struct run {
 	bool move;		/* both sides use SPLICE_F_MOVE */
 	double secs;
 	struct vsm_stats delta;
-	long long held_kb;	/* memory both processes hold at the end */
+	long long held_kb;	/* RssAnon of both processes at the end */
 	bool intact;
 	bool giver_zero;	/* the giver reads zeros afterwards */
 };
@@ -39,12 +39,14 @@ static uint64_t word(size_t i)
 	return (i * 0x9e3779b97f4a7c15ULL) ^ SEED;
 }
 
-static long long meminfo_kb(const char *key)
+/* This process's anonymous resident memory, in kB. */
+static long long rss_anon_kb(void)
 {
+	const char *key = "RssAnon";
 	char line[128];
 	long long v = -1;
 	size_t n = strlen(key);
-	FILE *f = fopen("/proc/meminfo", "re");
+	FILE *f = fopen("/proc/self/status", "re");
 
 	if (!f)
 		return -1;
@@ -113,10 +115,13 @@ static void giver(size_t len, bool move, int pipe_wr, int ctl_wr, int go_rd)
 		perror("giver: vmsplice");
 		exit(1);
 	}
+	struct { char zero; long long rss_kb; } rep;
+
 	for (size_t i = 0; i < n; i += 4096 / sizeof(*p))
 		zero &= p[i] == 0;
-	c = zero ? 'z' : 'k';
-	if (write(ctl_wr, &c, 1) != 1)
+	rep.zero = zero ? 'z' : 'k';
+	rep.rss_kb = rss_anon_kb();
+	if (write(ctl_wr, &rep, sizeof(rep)) != sizeof(rep))
 		exit(1);
 	/* Stay alive, holding whatever it still has, until told to go. */
 	if (read(go_rd, &c, 1) < 0)
@@ -128,7 +133,7 @@ static int handoff(size_t len, struct run *r)
 {
 	int p[2], ctl[2], go[2];
 	struct vsm_stats before, after;
-	long long free0;
+	struct { char zero; long long rss_kb; } rep;
 	uint64_t *dst;
 	size_t n = len / sizeof(*dst);
 	ssize_t got;
@@ -138,7 +143,6 @@ static int handoff(size_t len, struct run *r)
 	if (pipe(p) || pipe(ctl) || pipe(go))
 		return -1;
 	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-	free0 = meminfo_kb("MemFree");
 
 	fflush(stdout);
 	pid = fork();
@@ -165,12 +169,12 @@ static int handoff(size_t len, struct run *r)
 			strerror(errno));
 		return -1;
 	}
-	if (read(ctl[0], &c, 1) != 1)
+	if (read(ctl[0], &rep, sizeof(rep)) != sizeof(rep))
 		return -1;
-	r->giver_zero = c == 'z';
+	r->giver_zero = rep.zero == 'z';
 
 	/* Both processes are alive: what do they hold together? */
-	r->held_kb = free0 - meminfo_kb("MemFree");
+	r->held_kb = rep.rss_kb + rss_anon_kb();
 
 	r->intact = true;
 	for (size_t i = 0; i < n; i++)
