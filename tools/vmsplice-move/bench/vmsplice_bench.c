@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/vmsplice_move.h"
+#include "../lib/prog_util.h"
 
 #define PAGE	4096UL
 
@@ -49,27 +49,6 @@ struct result {
 	bool skipped;
 	char why[96];
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void *region(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	madvise(p, len, MADV_NOHUGEPAGE);	/* 4 KiB pages throughout */
-	return p;
-}
 
 /* One word per page is enough to catch a wrong or missing page. */
 static void fill(char *p, size_t len, uint64_t seed)

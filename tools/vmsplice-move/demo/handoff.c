@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/vmsplice_move.h"
+#include "../lib/prog_util.h"
 
 #define SEED	0x76d5e3c1a2b4f607ULL
 
@@ -57,28 +57,6 @@ static long long rss_anon_kb(void)
 		}
 	fclose(f);
 	return v;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void *region(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	/* Small pages: whole-THP moves are not part of this change yet. */
-	madvise(p, len, MADV_NOHUGEPAGE);
-	return p;
 }
 
 static void giver(size_t len, bool move, int pipe_wr, int ctl_wr, int go_rd)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 const char *const vsm_reason_names[VSM_NR_REASONS] = {
@@ -47,6 +48,17 @@ ssize_t vsm_give(int pipe_wr, void *addr, size_t len, size_t *given)
 ssize_t vsm_take(int pipe_rd, void *addr, size_t len, size_t *taken)
 {
 	return loop(pipe_rd, addr, len, SPLICE_F_MOVE, taken);
+}
+
+void *vsm_alloc(size_t len, bool huge)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
 }
 
 ssize_t vsm_take_copy(int pipe_rd, void *addr, size_t len, size_t *taken)

@@ -33,6 +33,14 @@ ssize_t vsm_give(int pipe_wr, void *addr, size_t len, size_t *given);
  */
 ssize_t vsm_take(int pipe_rd, void *addr, size_t len, size_t *taken);
 
+/*
+ * vsm_alloc - memory that can receive moved pages: private, anonymous,
+ * page aligned and writable.  @huge asks for transparent huge pages
+ * (MADV_HUGEPAGE), otherwise 4 KiB pages (MADV_NOHUGEPAGE).  Returns NULL
+ * with errno set on failure; free it with munmap().
+ */
+void *vsm_alloc(size_t len, bool huge);
+
 /* vsm_take() without SPLICE_F_MOVE: always copies. */
 ssize_t vsm_take_copy(int pipe_rd, void *addr, size_t len, size_t *taken);
 
