@@ -198,6 +198,18 @@ FIXTURE_VARIANT_ADD(xfer, pkey_readonly_dst) {
 	.unmapped = 4,
 };
 
+/* hugetlb source: never unmapped, never moved (a large folio). */
+FIXTURE_VARIANT_ADD(xfer, hugetlb_src) {
+	.c = { SRC_HUGETLB, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "large", .nr = 4,
+};
+
+/* hugetlb destination: no anonymous rmap to install into; copied. */
+FIXTURE_VARIANT_ADD(xfer, hugetlb_dst) {
+	.c = { SRC_ANON, DST_HUGETLB, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "dst_vma", .nr = 4, .unmapped = 4,
+};
+
 /* Read-only destination: EFAULT, and the data is still in the pipe. */
 FIXTURE_VARIANT_ADD(xfer, readonly_dst) {
 	.c = { SRC_ANON, DST_READONLY, GM, SPLICE_F_MOVE, 0, 4 * PS },
@@ -216,6 +228,14 @@ FIXTURE_SETUP(xfer)
 	close(pm);
 	if (variant->c.src == SRC_OTHER_MEMCG && !self->kernel_moves)
 		SKIP(return, "memcg setup only inside the test VM (kernel with the change)");
+	if (variant->c.src == SRC_HUGETLB || variant->c.dst == DST_HUGETLB) {
+		char why[128];
+
+		if (!self->kernel_moves)
+			SKIP(return, "hugetlb reservation only inside the test VM (kernel with the change)");
+		if (xfer_hugetlb_on(why, sizeof(why)))
+			SKIP(return, "%s", why);
+	}
 	if (variant->c.src == SRC_SWAPCACHE) {
 		char why[128];
 

@@ -190,6 +190,30 @@ int xfer_swap_on(char *why, size_t why_len)
 	return 0;
 }
 
+int xfer_hugetlb_on(char *why, size_t why_len)
+{
+	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, "4", 1) != 1) {
+		snprintf(why, why_len, "cannot reserve hugetlb pages: %s",
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void *map_hugetlb(size_t len)
+{
+	size_t hlen = (len + THP_SIZE - 1) & ~(THP_SIZE - 1);
+	void *p = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* Whether every page of [p, p + len) is swapped out. */
 static bool all_swapped(int pm, const char *p, size_t len)
 {
@@ -282,6 +306,9 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 		break;
 	case SRC_MEMFD_SHARED:
 		src = map_memfd_shared(span);
+		break;
+	case SRC_HUGETLB:
+		src = map_hugetlb(span);
 		break;
 	}
 	if (!src) {
@@ -461,6 +488,11 @@ static void *map_dst(enum xfer_dst dst, size_t len, char *why)
 	case DST_READONLY:
 		p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return p == MAP_FAILED ? NULL : p;
+	case DST_HUGETLB:
+		p = map_hugetlb(len);
+		if (!p)
+			snprintf(why, 128, "MAP_HUGETLB: %s", strerror(errno));
+		return p;
 	case DST_PKEY_RO: {
 		int pkey = pkey_alloc(0, PKEY_DISABLE_WRITE);
 

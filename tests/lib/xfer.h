@@ -28,6 +28,7 @@ enum xfer_src {
 	SRC_MEMFD_SHARED,	/* written, MAP_SHARED memfd */
 	SRC_LAZYFREE,		/* written, then MADV_FREE (not written since) */
 	SRC_SWAPCACHE,		/* paged out, swap entry shared with a child */
+	SRC_HUGETLB,		/* written, a private hugetlb page */
 };
 
 /* Where the reader wants the data. */
@@ -41,6 +42,7 @@ enum xfer_dst {
 	DST_UFFD,		/* registered with userfaultfd (populated) */
 	DST_READONLY,		/* PROT_READ: the read must fail, nothing lost */
 	DST_PKEY_RO,		/* writable VMA, protection key denies writes */
+	DST_HUGETLB,		/* a private hugetlb mapping */
 };
 
 /* Counters vmsplice moves report, read before and after xfer_run(). */
@@ -84,6 +86,9 @@ struct xfer_result {
  * Returns 0, or -1 with the reason in @why.
  */
 int xfer_swap_on(char *why, size_t why_len);
+
+/* Reserve a few 2 MiB hugetlb pages; 0, or -1 with the reason in @why. */
+int xfer_hugetlb_on(char *why, size_t why_len);
 
 /* Run one hand-over; 0 on success (see res->skipped), -1 on setup error. */
 int xfer_run(const struct xfer_case *c, struct xfer_result *res);
