@@ -204,6 +204,35 @@ TEST(efault_mid_iov_after_move)
 	ASSERT_EQ(0, xfer_counter_delta(&b, &a, "dst_vma"));
 }
 
+/*
+ * Found by vmsplice_fuzz: a page given with GIFT|MOVE leaves the writer in
+ * that call, so naming the same address again (a retry after a short
+ * call) sends what is mapped there now: zeros on a kernel that moves,
+ * the old data on one that does not.  Never the reader's data, never a
+ * page the writer no longer owns.
+ */
+TEST(regift_sends_what_is_mapped_now)
+{
+	char *src = map_anon(PS), *dst = map_anon(2 * PS);
+	int p[2];
+
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
+	pattern_fill(src, PS, 11, 0);
+	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
+	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
+	ASSERT_EQ((ssize_t)(2 * PS), vms(p[0], dst, 2 * PS, SPLICE_F_MOVE));
+	ASSERT_EQ((size_t)-1, pattern_check(dst, PS, 11, 0));
+	if (xfer_kernel_moves()) {
+		ASSERT_TRUE(all_bytes_are(dst + PS, PS, 0));
+	} else {
+		ASSERT_EQ((size_t)-1, pattern_check(dst + PS, PS, 11, 0));
+	}
+	close(p[0]);
+	close(p[1]);
+}
+
 /* Wait (bounded) until ksmd has merged the two pages at @p. */
 static bool ksm_merged(int pm, const char *p)
 {
