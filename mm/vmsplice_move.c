@@ -260,10 +260,17 @@ static int vmsplice_clear_dst(struct vm_area_struct *vma, unsigned long addr)
 	if (pmd_none(pmdval))
 		return VMSPLICE_MOVED;
 	if (pmd_trans_huge(pmdval)) {
-		/* Zapping one page of a PMD-mapped THP splits the PMD. */
-		if (pmd_present(pmdval) &&
-		    folio_maybe_dma_pinned(page_folio(pmd_page(pmdval))))
+		bool pinned = false;
+
+		/* The PMD lock keeps the THP from being freed meanwhile. */
+		ptl = pmd_lock(mm, pmd);
+		pmdval = pmdp_get(pmd);
+		if (pmd_trans_huge(pmdval) && pmd_present(pmdval))
+			pinned = folio_maybe_dma_pinned(page_folio(pmd_page(pmdval)));
+		spin_unlock(ptl);
+		if (pinned)
 			return VMSPLICE_FB_PINNED;
+		/* Zapping one page of a PMD-mapped THP splits the PMD. */
 		zap_page_range_single(vma, addr, PAGE_SIZE, NULL);
 		return VMSPLICE_MOVED;
 	}
