@@ -198,6 +198,12 @@ FIXTURE_VARIANT_ADD(xfer, pkey_readonly_dst) {
 	.unmapped = 4,
 };
 
+/* A THP destination: its PMD is split and the pages moved in. */
+FIXTURE_VARIANT_ADD(xfer, thp_dst) {
+	.c = { SRC_ANON, DST_THP, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "moved", .nr = 4, .unmapped = 4, .same_frames = true,
+};
+
 /* hugetlb source: never unmapped, never moved (a large folio). */
 FIXTURE_VARIANT_ADD(xfer, hugetlb_src) {
 	.c = { SRC_HUGETLB, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },

@@ -488,6 +488,15 @@ static void *map_dst(enum xfer_dst dst, size_t len, char *why)
 	case DST_READONLY:
 		p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return p == MAP_FAILED ? NULL : p;
+	case DST_THP:
+		p = map_thp(THP_SIZE);
+		if (p)
+			memset(p, 0x77, THP_SIZE);
+		if (p && smaps_rollup_kb("AnonHugePages") <= 0) {
+			snprintf(why, 128, "no transparent huge page was allocated");
+			return NULL;
+		}
+		return p;
 	case DST_HUGETLB:
 		p = map_hugetlb(len);
 		if (!p)

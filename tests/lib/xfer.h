@@ -43,6 +43,7 @@ enum xfer_dst {
 	DST_READONLY,		/* PROT_READ: the read must fail, nothing lost */
 	DST_PKEY_RO,		/* writable VMA, protection key denies writes */
 	DST_HUGETLB,		/* a private hugetlb mapping */
+	DST_THP,		/* populated, PMD-mapped transparent huge page */
 };
 
 /* Counters vmsplice moves report, read before and after xfer_run(). */
