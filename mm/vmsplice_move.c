@@ -37,19 +37,6 @@
 
 #include "internal.h"
 
-/*
- * Length of the current segment of a user-backed iov_iter.  iter_iov_len()
- * is only right for ITER_IOVEC: for ITER_UBUF (a one-segment vmsplice) the
- * count already excludes what was consumed.
- */
-static size_t iter_seg_len(const struct iov_iter *iter)
-{
-	if (iter_is_ubuf(iter))
-		return iov_iter_count(iter);
-	return min(iter_iov(iter)->iov_len - iter->iov_offset,
-		   iov_iter_count(iter));
-}
-
 /* ---------------------------------------------------------------- giver */
 
 /*
@@ -123,7 +110,7 @@ void vmsplice_unmap_gift(const struct iov_iter *from, size_t bytes)
 	mmap_read_lock(mm);
 	while (bytes && iov_iter_count(&it)) {
 		unsigned long addr = (unsigned long)iter_iov_addr(&it);
-		size_t len = min(iter_seg_len(&it), bytes);
+		size_t len = min(vmsplice_iter_seg_len(&it), bytes);
 		unsigned long s = PAGE_ALIGN(addr);
 		unsigned long e = (addr + len) & PAGE_MASK;
 
@@ -510,8 +497,13 @@ int vmsplice_move_page(struct vmsplice_move *vm, struct page *page,
 		/* No VMA: the copy reports EFAULT and keeps the buffer. */
 		if (!vma)
 			return VMSPLICE_FB_DST_VMA;
+		/*
+		 * Nothing it tests changes while the mmap_lock is held (nor
+		 * the caller's protection keys within one call): once a VMA.
+		 */
+		vm->vma_result = vmsplice_check_dst_vma(vma);
 	}
-	ret = vmsplice_check_dst_vma(vma);
+	ret = vm->vma_result;
 	if (ret)
 		return ret;
 

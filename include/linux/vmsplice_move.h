@@ -8,8 +8,8 @@
 #define _LINUX_VMSPLICE_MOVE_H
 
 #include <linux/types.h>
+#include <linux/uio.h>
 
-struct iov_iter;
 struct mem_cgroup;
 struct mm_struct;
 struct page;
@@ -42,6 +42,7 @@ enum vmsplice_move_result {
  * @mm: the reader's mm
  * @memcg: the reader's memory cgroup (a reference is held)
  * @vma: last destination VMA; only valid while @locked
+ * @vma_result: what vmsplice_check_dst_vma() said of @vma
  * @locked: whether the mmap_lock of @mm is held for read
  * @iter: the reader's iovec
  *
@@ -53,9 +54,27 @@ struct vmsplice_move {
 	struct mm_struct *mm;
 	struct mem_cgroup *memcg;
 	struct vm_area_struct *vma;
+	int vma_result;
 	bool locked;
 	struct iov_iter *iter;
 };
+
+/**
+ * vmsplice_iter_seg_len - bytes left in the current segment of @iter
+ * @iter: a user-backed iov_iter
+ *
+ * iter_iov_len() is only right for ITER_IOVEC: for ITER_UBUF (a
+ * one-segment vmsplice) the count already excludes what was consumed.
+ *
+ * Return: the length of the current segment from the current position.
+ */
+static inline size_t vmsplice_iter_seg_len(const struct iov_iter *iter)
+{
+	if (iter_is_ubuf(iter))
+		return iov_iter_count(iter);
+	return min(iter_iov(iter)->iov_len - iter->iov_offset,
+		   iov_iter_count(iter));
+}
 
 #ifdef CONFIG_MMU
 void vmsplice_unmap_gift(const struct iov_iter *from, size_t bytes);
