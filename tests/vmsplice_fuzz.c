@@ -60,6 +60,7 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/mem.h"
 #include "lib/pattern.h"
 #include "lib/record.h"
 #include "lib/vmstat.h"
@@ -185,14 +186,6 @@ static void bad(const char *fmt, ...)
 static void on_signal(int sig)
 {
 	(void)sig;
-}
-
-static void *map_anon(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
 }
 
 /* Advance an iovec array by @n bytes; returns the new first index. */
@@ -520,14 +513,6 @@ static void *chaos_racer(void *arg)
 		}
 	}
 	return NULL;
-}
-
-/* Copy out memory that may vanish; false when it did. */
-static bool copy_out(void *to, const void *from, size_t len)
-{
-	struct iovec local = { to, len }, remote = { (void *)from, len };
-
-	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 /* Account for @n bytes of records gathered in @buf from pipe @pipe_id. */
@@ -919,22 +904,11 @@ static int count_splats(void)
 	return n;
 }
 
-static void write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (write(fd, s, strlen(s)) < 0)
-			fd = fd;	/* best effort */
-		close(fd);
-	}
-}
-
 /* Drop reclaimable caches and fold per-CPU counters before measuring. */
 static void settle(void)
 {
-	write_file("/proc/sys/vm/drop_caches", "3");
-	write_file("/proc/sys/vm/stat_refresh", "1");
+	proc_write("/proc/sys/vm/drop_caches", "3");	/* best effort */
+	counters_settle();
 }
 
 FIXTURE(fuzz)

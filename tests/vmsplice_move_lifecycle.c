@@ -20,6 +20,7 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/mem.h"
 #include "lib/pagemap.h"
 #include "lib/pattern.h"
 #include "lib/vmstat.h"
@@ -29,14 +30,6 @@
 #define GM		(SPLICE_F_GIFT | SPLICE_F_MOVE)
 #define NO_MOVE_MSG	"kernel without vmsplice SPLICE_F_MOVE (no vmsplice_move_pages in /proc/vmstat)"
 #define NO_LEAK_MSG	"global page counters are compared only on the patched kernel in the quiet test VM: this kernel has no move path to leak from"
-
-static char *map_anon(size_t len)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
 
 static ssize_t vms(int fd, void *base, size_t len, unsigned int flags)
 {
@@ -59,18 +52,6 @@ static pid_t gift_and_exit(int wr, size_t n, uint32_t seed)
 		_exit(vms(wr, src, n * PS, GM) == (ssize_t)(n * PS) ? 0 : 1);
 	}
 	return pid;
-}
-
-/* Settle per-CPU counters so that global ones can be compared. */
-static void settle(void)
-{
-	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (write(fd, "1", 1) < 0)
-			fd = fd;	/* best effort: not all kernels allow it */
-		close(fd);
-	}
 }
 
 /*
@@ -117,14 +98,14 @@ TEST(reader_closes_without_reading)
 		SKIP(return, NO_LEAK_MSG);
 	ASSERT_EQ(0, pipe(p));
 	ASSERT_LE(0, fcntl(p[1], F_SETPIPE_SZ, (int)(n * PS)));
-	settle();
+	counters_settle();
 	before = vmstat_get("nr_anon_pages");
 	pid = gift_and_exit(p[1], n, 9);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_EQ(0, WEXITSTATUS(status));
 	close(p[1]);
 	close(p[0]);
-	settle();
+	counters_settle();
 	after = vmstat_get("nr_anon_pages");
 	/* Within 1/4 of the gift: other processes may allocate a little. */
 	ASSERT_LT(after - before, (long long)n / 4)
@@ -145,7 +126,7 @@ TEST(ten_thousand_iterations)
 	int p[2];
 
 	ASSERT_EQ(0, pipe(p));
-	settle();
+	counters_settle();
 	anon0 = vmstat_get("nr_anon_pages");
 	free0 = meminfo_kb("MemFree");
 	xfer_counters_read(&b);
@@ -167,7 +148,7 @@ TEST(ten_thousand_iterations)
 	close(p[1]);
 	if (!xfer_kernel_moves())
 		SKIP(return, NO_LEAK_MSG);
-	settle();
+	counters_settle();
 	anon1 = vmstat_get("nr_anon_pages");
 	free1 = meminfo_kb("MemFree");
 	ASSERT_LT(anon1 - anon0, 256) TH_LOG("nr_anon_pages %lld -> %lld", anon0, anon1);
@@ -247,18 +228,6 @@ static bool ksm_merged(int pm, const char *p)
 	return false;
 }
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /* A KSM page is shared by content with other mappings: never moved. */
 TEST(ksm_page_is_copied)
 {
@@ -279,11 +248,11 @@ TEST(ksm_page_is_copied)
 	ASSERT_NE(NULL, src);
 	memset(src, 0x42, 2 * PS);
 	ASSERT_EQ(0, madvise(src, 2 * PS, MADV_MERGEABLE));
-	ASSERT_EQ(0, write_str("/sys/kernel/mm/ksm/sleep_millisecs", "0"));
-	ASSERT_EQ(0, write_str("/sys/kernel/mm/ksm/pages_to_scan", "1000"));
-	ASSERT_EQ(0, write_str("/sys/kernel/mm/ksm/run", "1"));
+	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/sleep_millisecs", "0"));
+	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/pages_to_scan", "1000"));
+	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/run", "1"));
 	if (!ksm_merged(pm, src)) {
-		write_str("/sys/kernel/mm/ksm/run", "2");
+		proc_write("/sys/kernel/mm/ksm/run", "2");
 		SKIP(return, "ksmd did not merge the pages within 10 s");
 	}
 	ASSERT_EQ(0, pipe(p));
@@ -291,7 +260,7 @@ TEST(ksm_page_is_copied)
 	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
 	ASSERT_EQ((ssize_t)PS, vms(p[0], dst, PS, SPLICE_F_MOVE));
 	xfer_counters_read(&a);
-	write_str("/sys/kernel/mm/ksm/run", "2");	/* unmerge, stop */
+	proc_write("/sys/kernel/mm/ksm/run", "2");	/* unmerge, stop */
 	ASSERT_TRUE(all_bytes_are(dst, PS, 0x42));
 	/* The second page still maps the KSM page: it is "mapped" or "ksm". */
 	ASSERT_EQ(0, xfer_counter_delta(&b, &a, "moved"));
@@ -315,13 +284,13 @@ TEST(trace_event)
 		SKIP(return, "no tracefs or no vmsplice trace event");
 	ASSERT_NE(NULL, src);
 	ASSERT_NE(NULL, dst);
-	ASSERT_EQ(0, write_str("/sys/kernel/tracing/trace", ""));
-	ASSERT_EQ(0, write_str(ev, "1"));
+	ASSERT_EQ(0, proc_write("/sys/kernel/tracing/trace", ""));
+	ASSERT_EQ(0, proc_write(ev, "1"));
 	ASSERT_EQ(0, pipe(p));
 	memset(src, 1, PS);
 	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
 	ASSERT_EQ((ssize_t)PS, vms(p[0], dst, PS, SPLICE_F_MOVE));
-	ASSERT_EQ(0, write_str(ev, "0"));
+	ASSERT_EQ(0, proc_write(ev, "0"));
 	fd = open("/sys/kernel/tracing/trace", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, fd);
 	n = read(fd, buf, sizeof(buf) - 1);

@@ -24,19 +24,12 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/mem.h"
 #include "lib/pattern.h"
 #include "lib/xfer.h"
 
 #define PS	4096UL
 #define GM	(SPLICE_F_GIFT | SPLICE_F_MOVE)
-
-static char *map_anon(size_t len, int flags)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS,
-		       -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
 
 /* Page @seq: its number, then a pattern that only page @seq has. */
 static void tag_page(char *p, uint64_t seq)
@@ -69,7 +62,7 @@ static pid_t start_writer(int rd, int wr, uint64_t first, size_t n, size_t batch
 	close(rd);	/* a reader that dies must leave the writer EPIPE */
 	for (size_t done = 0; done < n; done += batch) {
 		size_t k = n - done < batch ? n - done : batch;
-		char *src = map_anon(k * PS, MAP_PRIVATE);
+		char *src = map_anon(k * PS);
 		struct iovec iov = { src, k * PS };
 
 		if (!src)
@@ -124,8 +117,8 @@ static int take_page(int rd, char *dst, int *efaults)
 TEST(two_readers_one_pipe)
 {
 	const size_t n = 2000;
-	_Atomic int *seen = (_Atomic int *)map_anon(n * sizeof(int), MAP_SHARED);
-	_Atomic int *bad = (_Atomic int *)map_anon(sizeof(int), MAP_SHARED);
+	_Atomic int *seen = (_Atomic int *)map_anon_shared(n * sizeof(int));
+	_Atomic int *bad = (_Atomic int *)map_anon_shared(sizeof(int));
 	pid_t readers[2], writer;
 	struct xfer_counters b, a;
 	int p[2], status;
@@ -139,7 +132,7 @@ TEST(two_readers_one_pipe)
 	for (int r = 0; r < 2; r++) {
 		readers[r] = fork();
 		if (readers[r] == 0) {
-			char *dst = map_anon(PS, MAP_PRIVATE);
+			char *dst = map_anon(PS);
 			int efaults = 0, got;
 
 			while ((got = take_page(p[0], dst, &efaults)) == 1) {
@@ -207,14 +200,6 @@ static void *race(void *arg)
 	return NULL;
 }
 
-/* Copy a page that may be unmapped meanwhile; false if it was. */
-static bool copy_out(char *to, const char *from)
-{
-	struct iovec local = { to, PS }, remote = { (void *)from, PS };
-
-	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)PS;
-}
-
 /*
  * The reader's destination changes under it.  Each page is read into the
  * racing region, then copied out for checking; EFAULT leaves the page in
@@ -226,7 +211,7 @@ static void reader_vs(struct __test_metadata *_metadata, int kind)
 {
 	const size_t n = 1500, len = 16 * PS;
 	struct racer r = { .len = len, .kind = kind };
-	char *check = map_anon(PS, MAP_PRIVATE);
+	char *check = map_anon(PS);
 	size_t delivered = 0, verified = 0;
 	int p[2], status, efaults = 0;
 	pthread_t th;
@@ -234,7 +219,7 @@ static void reader_vs(struct __test_metadata *_metadata, int kind)
 
 	struct xfer_counters b, a;
 
-	r.region = map_anon(len, MAP_PRIVATE);
+	r.region = map_anon(len);
 	ASSERT_NE(NULL, r.region);
 	xfer_counters_read(&b);
 	ASSERT_NE(NULL, check);
@@ -251,7 +236,7 @@ static void reader_vs(struct __test_metadata *_metadata, int kind)
 			continue;		/* EFAULT: still in the pipe */
 		ASSERT_EQ(1, got) TH_LOG("after %zu pages", delivered);
 		/* A racing munmap may have removed or replaced the page. */
-		if (copy_out(check, dst) && (kind != 1 || page_seq(check) >= 0)) {
+		if (copy_out(check, dst, PS) && (kind != 1 || page_seq(check) >= 0)) {
 			ASSERT_EQ((int64_t)delivered, page_seq(check))
 				TH_LOG("page %zu", delivered);
 			verified++;
@@ -303,7 +288,7 @@ TEST(signals_interrupt_reader)
 {
 	const size_t n = 1000;
 	struct sigaction sa = { .sa_handler = on_alarm };
-	char *dst = map_anon(8 * PS, MAP_PRIVATE);
+	char *dst = map_anon(8 * PS);
 	struct itimerval it = { { 0, 200 }, { 0, 200 } };
 	size_t got = 0, eintr = 0;
 	int p[2], status;
@@ -343,7 +328,7 @@ TEST(signals_interrupt_reader)
  */
 TEST(writer_killed_mid_stream)
 {
-	char *dst = map_anon(PS, MAP_PRIVATE);
+	char *dst = map_anon(PS);
 	int p[2], efaults = 0, got;
 	int64_t next = 0;
 	pid_t writer;

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "pagemap.h"
 #include "pattern.h"
 #include "vmstat.h"
@@ -104,14 +105,6 @@ static int full_read(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static void *map_anon(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
 static void *map_memfd_shared(size_t len)
 {
 	int fd = memfd_create("xfer", MFD_CLOEXEC);
@@ -136,24 +129,6 @@ static void *map_thp(size_t len)
 	if (madvise((void *)a, len, MADV_HUGEPAGE))
 		return NULL;
 	return (void *)a;
-}
-
-static long long smaps_rollup_kb(const char *name)
-{
-	char line[256];
-	long long v = -1;
-	size_t n = strlen(name);
-	FILE *f = fopen("/proc/self/smaps_rollup", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':') {
-			sscanf(line + n + 1, "%lld", &v);
-			break;
-		}
-	fclose(f);
-	return v;
 }
 
 int xfer_swap_on(char *why, size_t why_len)
@@ -192,16 +167,11 @@ int xfer_swap_on(char *why, size_t why_len)
 
 int xfer_hugetlb_on(char *why, size_t why_len)
 {
-	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0 || write(fd, "4", 1) != 1) {
+	if (proc_write("/proc/sys/vm/nr_hugepages", "4")) {
 		snprintf(why, why_len, "cannot reserve hugetlb pages: %s",
 			 strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
-	close(fd);
 	return 0;
 }
 
@@ -244,31 +214,22 @@ static int pin_with_io_uring(void *addr, size_t len, char *why)
 static int join_new_memcg(char *why)
 {
 	char path[128];
-	int fd;
 
-	fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "+memory", 7) != 7) {
+	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", "+memory")) {
 		snprintf(why, 128, "cannot enable the memory controller: %s",
 			 strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
-	close(fd);
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-xfer-%d", getpid());
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		snprintf(why, 128, "mkdir %.64s: %.40s", path, strerror(errno));
 		return -1;
 	}
 	strcat(path, "/cgroup.procs");
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "0", 1) != 1) {
+	if (proc_write(path, "0")) {
 		snprintf(why, 128, "join %.64s: %.40s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
-	close(fd);
 	return 0;
 }
 
@@ -321,7 +282,7 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 
 	if (c->src != SRC_UNTOUCHED)
 		pattern_fill(src, span, SEED, 0);
-	if (c->src == SRC_THP && smaps_rollup_kb("AnonHugePages") <= 0) {
+	if (c->src == SRC_THP && self_smaps_kb("AnonHugePages") <= 0) {
 		rep.skipped = true;
 		snprintf(rep.skip_reason, sizeof(rep.skip_reason),
 			 "no transparent huge page was allocated");
@@ -492,7 +453,7 @@ static void *map_dst(enum xfer_dst dst, size_t len, char *why)
 		p = map_thp(THP_SIZE);
 		if (p)
 			memset(p, 0x77, THP_SIZE);
-		if (p && smaps_rollup_kb("AnonHugePages") <= 0) {
+		if (p && self_smaps_kb("AnonHugePages") <= 0) {
 			snprintf(why, 128, "no transparent huge page was allocated");
 			return NULL;
 		}
