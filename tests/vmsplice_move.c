@@ -25,7 +25,7 @@
 #include "lib/xfer.h"
 
 #define PS	4096
-#define GM	(SPLICE_F_GIFT | SPLICE_F_MOVE)
+#define GM	GIVE
 
 FIXTURE(xfer)
 {
@@ -90,9 +90,9 @@ FIXTURE_VARIANT_ADD(xfer, partial_src) {
 };
 
 /* GIFT alone keeps the writer's mapping: moving would share the page. */
-FIXTURE_VARIANT_ADD(xfer, gift_without_move) {
+FIXTURE_VARIANT_ADD(xfer, gift_without_unmap) {
 	.c = { SRC_ANON, DST_FRESH, SPLICE_F_GIFT, SPLICE_F_MOVE, 0, 4 * PS },
-	.reason = "mapped", .nr = 4,
+	.reason = "not_gift", .nr = 4,
 };
 
 /* MOVE without GIFT: the pages were never given away. */
@@ -119,7 +119,7 @@ FIXTURE_VARIANT_ADD(xfer, pinned_src) {
 	.reason = "pinned", .nr = 4, .unmapped = 4,
 };
 
-/* Pages of a THP: copied until whole-THP moves exist. */
+/* Pages of a THP given without the rest of it: copied. */
 FIXTURE_VARIANT_ADD(xfer, thp_src) {
 	.c = { SRC_THP, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
 	.reason = "large", .nr = 4, .unmapped = 4,
@@ -132,7 +132,7 @@ FIXTURE_VARIANT_ADD(xfer, thp_src) {
  */
 FIXTURE_VARIANT_ADD(xfer, same_page_twice) {
 	.c = { SRC_DUP, DST_FRESH, GM, SPLICE_F_MOVE, 0, 2 * PS },
-	.reason = "refs", .nr = 1, .reason2 = "moved", .nr2 = 1, .unmapped = 2,
+	.reason = "refs", .nr = 1, .reason2 = "moved", .nr2 = 1, .unmapped = 1,
 };
 
 /* tee(): the original is shared with the copy, the copy is no gift. */

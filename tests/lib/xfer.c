@@ -28,13 +28,14 @@
 #define THP_SIZE	(2UL << 20)
 
 const char *const xfer_fallback_names[XFER_NR_FALLBACKS] = {
-	"not_gift", "partial", "dst_vma", "not_anon", "ksm", "large",
-	"mapped", "pinned", "refs", "swapcache", "memcg", "busy",
+	"not_gift", "partial", "dst_vma", "dst_busy", "not_anon", "ksm",
+	"large", "mapped", "pinned", "refs", "swapcache", "memcg", "numa",
+	"hwpoison", "busy",
 };
 
 bool xfer_kernel_moves(void)
 {
-	return vmstat_get("vmsplice_move_pages") >= 0;
+	return kernel_unmaps();
 }
 
 void xfer_counters_read(struct xfer_counters *c)
@@ -44,6 +45,10 @@ void xfer_counters_read(struct xfer_counters *c)
 	c->moved = vmstat_get("vmsplice_move_pages");
 	c->moved_zero = vmstat_get("vmsplice_move_zero_pages");
 	c->unmapped = vmstat_get("vmsplice_gift_unmapped");
+	c->gift_large = vmstat_get("vmsplice_gift_large");
+	c->thp = vmstat_get("vmsplice_move_thp");
+	c->large = vmstat_get("vmsplice_move_large");
+	c->split = vmstat_get("vmsplice_move_split");
 	for (int i = 0; i < XFER_NR_FALLBACKS; i++) {
 		snprintf(name, sizeof(name), "vmsplice_move_fallback_%s",
 			 xfer_fallback_names[i]);
@@ -60,6 +65,14 @@ long long xfer_counter_delta(const struct xfer_counters *before,
 		return after->moved_zero - before->moved_zero;
 	if (!strcmp(name, "unmapped"))
 		return after->unmapped - before->unmapped;
+	if (!strcmp(name, "gift_large"))
+		return after->gift_large - before->gift_large;
+	if (!strcmp(name, "folio_thp"))
+		return after->thp - before->thp;
+	if (!strcmp(name, "folio_large"))
+		return after->large - before->large;
+	if (!strcmp(name, "folio_split"))
+		return after->split - before->split;
 	for (int i = 0; i < XFER_NR_FALLBACKS; i++)
 		if (!strcmp(name, xfer_fallback_names[i]))
 			return after->fallback[i] - before->fallback[i];
@@ -280,6 +293,24 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 	if (rep.skipped)
 		goto report;
 
+	if (c->src == SRC_LAZYFREE) {
+		cpu_set_t cpu0;
+
+		/*
+		 * One CPU for the faults, MADV_FREE and the gift: a folio still
+		 * in the per-CPU LRU batch its fault put it in is not marked
+		 * lazy-free, and the lazy-free batch is drained by the gift's
+		 * unmapping on the same CPU.
+		 */
+		CPU_ZERO(&cpu0);
+		CPU_SET(0, &cpu0);
+		if (sched_setaffinity(0, sizeof(cpu0), &cpu0)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "sched_setaffinity: %s", strerror(errno));
+			goto report;
+		}
+	}
 	if (c->src != SRC_UNTOUCHED)
 		pattern_fill(src, span, SEED, 0);
 	if (c->src == SRC_THP && self_smaps_kb("AnonHugePages") <= 0) {
@@ -296,15 +327,8 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 		}
 	}
 	if (c->src == SRC_LAZYFREE) {
-		cpu_set_t cpu0;
-
-		/*
-		 * One CPU for MADV_FREE and the gift: the lazy-free LRU batch
-		 * is drained by the gift's unmapping on the same CPU.
-		 */
-		CPU_ZERO(&cpu0);
-		CPU_SET(0, &cpu0);
-		if (sched_setaffinity(0, sizeof(cpu0), &cpu0) ||
+		/* MADV_COLD drains this CPU's batch onto the LRU first. */
+		if (madvise(src, span, MADV_COLD) ||
 		    madvise(src, span, MADV_FREE)) {
 			rep.skipped = true;
 			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
@@ -362,7 +386,12 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 		rep.wret = splice(fd, &off, pipe_wr, NULL, c->len, c->wflags);
 		close(fd);
 	} else {
-		rep.wret = vmsplice(pipe_wr, iov, niov, c->wflags);
+		unsigned int wflags = c->wflags;
+
+		/* Kernels without the change: the old copy path, data only. */
+		if (!kernel_unmaps())
+			wflags &= ~(unsigned int)SPLICE_F_UNMAP;
+		rep.wret = vmsplice(pipe_wr, iov, niov, wflags);
 	}
 	rep.werrno = errno;
 	rep.rss_drop_kb = rss - self_status_kb("RssAnon");

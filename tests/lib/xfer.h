@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "feature.h"
+
 #define XFER_MAX_PAGES	64
 
 /* How the writer gets the memory it gifts. */
@@ -49,6 +51,7 @@ enum xfer_dst {
 /* Counters vmsplice moves report, read before and after xfer_run(). */
 struct xfer_counters {
 	long long moved, moved_zero, unmapped;
+	long long gift_large, thp, large, split;	/* folios */
 	long long fallback[16];
 };
 
@@ -97,13 +100,14 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res);
 
 /* Names of the fallback reasons, in /proc/vmstat order. */
 extern const char *const xfer_fallback_names[];
-#define XFER_NR_FALLBACKS	12
+#define XFER_NR_FALLBACKS	15
 
-/* Whether this kernel has vmsplice(SPLICE_F_MOVE) (its counters). */
+/* Whether this kernel moves pages (see feature.h). */
 bool xfer_kernel_moves(void);
 void xfer_counters_read(struct xfer_counters *c);
 /* @after - @before of the counter named @name ("moved", "moved_zero",
- * "unmapped" or a fallback reason).
+ * "unmapped", "gift_large", "folio_thp", "folio_large", "folio_split" (those
+ * four count folios) or a fallback reason).
  */
 long long xfer_counter_delta(const struct xfer_counters *before,
 			     const struct xfer_counters *after,
