@@ -46,10 +46,6 @@
 #include "lib/words.h"
 #include "lib/xfer.h"
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE	25
-#endif
-
 #define PS	4096UL
 #define GM	give_flags()
 #define KHUGEPAGED	THP_DIR "/khugepaged"

@@ -33,12 +33,16 @@ int kpage_orphans(struct orphans *o);
 /* The /proc/kpageflags word of page frame @pfn, or 0 on error. */
 unsigned long long kpage_flags(unsigned long long pfn);
 
+/*
+ * Bits of include/uapi/linux/kernel-page-flags.h.  (KPF_KSM, 21, is not
+ * used: 6.12 sets it for every anonymous page.)
+ */
 #define KPF_BIT(n)	(1ULL << (n))
 #define KPF_SLAB_	KPF_BIT(7)
 #define KPF_BUDDY_	KPF_BIT(10)
 #define KPF_MMAP_	KPF_BIT(11)
 #define KPF_ANON_	KPF_BIT(12)
-#define KPF_SWAPCACHE_	KPF_BIT(14)
+#define KPF_SWAPCACHE_	KPF_BIT(13)
 #define KPF_HEAD_	KPF_BIT(15)
 #define KPF_TAIL_	KPF_BIT(16)
 #define KPF_HUGE_	KPF_BIT(17)

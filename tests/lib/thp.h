@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25	/* Linux 6.1; glibc 2.36 lacks it */
+#endif
+
 #define THP_SIZE	(2UL << 20)
 #define THP_DIR		"/sys/kernel/mm/transparent_hugepage"
 #define MTHP_64K	THP_DIR "/hugepages-64kB/enabled"
