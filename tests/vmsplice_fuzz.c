@@ -21,8 +21,9 @@
  *    the same page twice, zero-length segments, a bad address at the end,
  *    a large folio cut in two), memory (fresh, a whole 2 MiB THP given as
  *    one pipe buffer, part of a THP, 64 kB mTHP folios, shared memfd) and
- *    fork a child sharing the pages now and then; sometimes a writer
- *    process dies abruptly.
+ *    now and then fork a child that shares the pages copy-on-write and,
+ *    a few gifts later, checks that its view of them never changed;
+ *    sometimes a writer process dies abruptly.
  *  - readers vary flags, iov shapes, read(), and three destinations: a
  *    4 KiB "verified" zone and a 4 MiB THP zone (2 MiB aligned,
  *    MADV_HUGEPAGE: whole-THP buffers land with one PMD, mTHP ones by PTEs)
@@ -130,7 +131,11 @@ static int fuzz_dup_end(struct fuzz_dup *f)
 #define WRITER_THREADS	2
 #define NR_WRITERS	(WRITER_PROCS * WRITER_THREADS)
 #define READER_PROCS	3
-#define SEQ_CAP		(1UL << 22)		/* records per writer */
+/*
+ * Records per writer: a 10^6-operation soak's writers of large folios send
+ * a few million each.  The counters live in shared memory, touched as used.
+ */
+#define SEQ_CAP		(1UL << 24)
 #define THP_RECORDS	(THP_SIZE / PS)		/* 512 */
 #define MTHP_SIZE	(64UL << 10)
 #define VZONE_PAGES	64			/* the 4 KiB verified zone */
@@ -337,8 +342,8 @@ static char *writer_memory(struct rng *r, bool thp_pipe, enum mem_kind *kind,
 
 	*k = 1 + below(r, 16);
 	if (thp_pipe)	/* mostly large folios: whole-folio moves happen */
-		*kind = pick < 16 ? MEM_THP : pick < 20 ? MEM_THP_PART :
-			pick < 30 ? MEM_MTHP : pick < 32 ? MEM_MEMFD : MEM_ANON;
+		*kind = pick < 12 ? MEM_THP : pick < 16 ? MEM_THP_PART :
+			pick < 28 ? MEM_MTHP : pick < 30 ? MEM_MEMFD : MEM_ANON;
 	else
 		*kind = pick < 2 ? MEM_THP : pick < 4 ? MEM_THP_PART :
 			pick < 8 ? MEM_MTHP : pick < 12 ? MEM_MEMFD : MEM_ANON;
@@ -424,6 +429,77 @@ static int writer_iov(struct rng *r, enum mem_kind kind, char *src, size_t k,
 	return cnt;
 }
 
+/*
+ * A child of a writer that shares a gift's pages copy-on-write: it keeps
+ * them mapped while the gift goes out and readers receive, write over and
+ * give back what they got, and a few gifts later checks that its own view
+ * is still exactly its records.  A page moved while it was still mapped
+ * here (or written through) would change under it.  It holds no pipe (so
+ * it cannot keep one from reaching end of file) and dies with its parent.
+ */
+struct sharer {
+	pid_t pid;
+	int ctl;		/* a byte here: check and exit */
+	int rounds_left;
+	uint64_t seq;
+	size_t k;
+};
+
+static void sharer_start(struct sharer *sh, int w, int pipe_id, const char *src,
+			 size_t k, uint64_t seq)
+{
+	int ctl[2];
+
+	if (pipe2(ctl, O_CLOEXEC))
+		return;
+	count(OP_FORK);
+	sh->pid = fork();
+	if (sh->pid == 0) {
+		char go;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (int i = 0; i < NR_PIPES; i++) {
+			close(W->fds[i][0]);
+			close(W->fds[i][1]);
+		}
+		close(ctl[1]);
+		if (read(ctl[0], &go, 1) != 1)
+			_exit(3);
+		for (size_t i = 0; i < k; i++) {
+			struct lrec_id id;
+
+			if (!lrec_check(src + i * PS, &id) || id.writer != (unsigned int)w ||
+			    id.pipe != (unsigned int)pipe_id || id.seq != seq + i)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(ctl[0]);
+	if (sh->pid < 0) {
+		close(ctl[1]);
+		return;
+	}
+	sh->ctl = ctl[1];
+	sh->rounds_left = 1 + (int)(seq % 4);
+	sh->seq = seq;
+	sh->k = k;
+}
+
+static void sharer_check(struct sharer *sh, int w)
+{
+	int status;
+
+	if (write(sh->ctl, "c", 1) != 1)
+		kill(sh->pid, SIGKILL);
+	close(sh->ctl);
+	if (waitpid(sh->pid, &status, 0) != sh->pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status))
+		bad("writer %d: the child sharing records %llu..%llu saw them change (status %#x)",
+		    w, (unsigned long long)sh->seq,
+		    (unsigned long long)(sh->seq + sh->k - 1), status);
+	sh->pid = -1;
+}
+
 static void *writer_thread(void *arg)
 {
 	struct writer_arg *wa = arg;
@@ -431,6 +507,7 @@ static void *writer_thread(void *arg)
 	int w = wa->id, pipe_id = w % NR_MULTI, wr = W->fds[pipe_id][1];
 	static bool given_buf[NR_WRITERS][THP_RECORDS];
 	bool *given = given_buf[w];
+	struct sharer sh = { .pid = -1 };
 	uint64_t seq = 0;
 
 	while (budget_left() && seq + THP_RECORDS + 1 < SEQ_CAP) {
@@ -442,7 +519,6 @@ static void *writer_thread(void *arg)
 			GIVE | SPLICE_F_NONBLOCK, GIVE }[flags_pick];
 		struct iovec iov[MAX_IOV];
 		int cnt, first = 0;
-		pid_t sharer = -1;
 		enum mem_kind kind;
 		size_t k, maplen;
 		bool unmaps, bad_tail;
@@ -471,25 +547,8 @@ static void *writer_thread(void *arg)
 		}
 		atomic_store(&W->pending[w], seq + k);
 
-		if (below(r, 16) == 0) {
-			/*
-			 * A child shares the pages copy-on-write meanwhile.  It
-			 * holds no pipe (so it cannot keep a pipe from reaching
-			 * end of file), dies with this process, and is killed
-			 * when the gift is done.
-			 */
-			count(OP_FORK);
-			sharer = fork();
-			if (sharer == 0) {
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				for (int i = 0; i < NR_PIPES; i++) {
-					close(W->fds[i][0]);
-					close(W->fds[i][1]);
-				}
-				for (;;)
-					pause();
-			}
-		}
+		if (below(r, 16) == 0 && sh.pid <= 0)
+			sharer_start(&sh, w, pipe_id, src, k, seq);
 		if (below(r, 3000) == 0) {
 			/* Die with records maybe in the pipe, maybe not. */
 			count(OP_WRITER_DEATH);
@@ -535,10 +594,9 @@ static void *writer_thread(void *arg)
 			mark_given(iov, cnt, first, n, src, given);
 			first = iov_advance(iov, cnt, first, n);
 		}
-		if (sharer > 0) {
-			kill(sharer, SIGKILL);
-			waitpid(sharer, NULL, 0);
-		}
+		/* A few gifts later the sharer checks what it still sees. */
+		if (sh.pid > 0 && --sh.rounds_left <= 0)
+			sharer_check(&sh, w);
 		if (fuzz_dup_end(&wa->dup))
 			bad("writer %d: %s", w, wa->dup.why);
 		/*
@@ -555,6 +613,8 @@ static void *writer_thread(void *arg)
 		seq += k;
 		atomic_store(&W->committed[w], seq);
 	}
+	if (sh.pid > 0)
+		sharer_check(&sh, w);
 	atomic_fetch_add(&W->dup_made, wa->dup.made);
 	atomic_fetch_add(&W->dup_refused, wa->dup.refused);
 	return NULL;
