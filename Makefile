@@ -20,17 +20,9 @@ LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
 LIB_HDRS   := $(wildcard tests/lib/*.h)
 
-# tools/vmsplice-move: the library, the demo and the benchmark
-TOOLDIR    := tools/vmsplice-move
-TOOLBIN    := $(BUILD)/tools
-VSM_LIB    := $(TOOLBIN)/libvmsplice-move.a
-VSM_HDRS   := $(wildcard $(TOOLDIR)/lib/*.h)
-TOOL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -isystem $(KHDR)
-TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
-
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests check demo bench clean distclean
 
 all: kernel-debug tests tools
 
@@ -61,20 +53,9 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-tools: $(TOOL_PROGS)
-
-$(TOOLBIN)/lib/%.o: $(TOOLDIR)/lib/%.c $(VSM_HDRS) | $(KHDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -c -o $@ $<
-
-$(VSM_LIB): $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(wildcard $(TOOLDIR)/lib/*.c))
-	$(AR) rcs $@ $^
-
-$(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
-
-$(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+# ---- tools/vmsplice-move (library, command, install): its own file ----
+include tools/vmsplice-move/tool.mk
+# ---- end tools/vmsplice-move ----
 
 check: deps
 	@scripts/check $(BUILD)
