@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <json-c/json.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "tool_util.h"
@@ -31,6 +32,29 @@ static void sock_path(char *buf, size_t len, const char *tag)
 	unlink(buf);
 }
 
+/* Whether bench will measure here: a fine clock (its own rule, checked here). */
+static const char *coarse_clock(void)
+{
+	static char why[96];
+	struct timespec res;
+	char src[32] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+
+	if (f) {
+		if (!fgets(src, sizeof(src), f))
+			src[0] = '\0';
+		fclose(f);
+	}
+	if (!strncmp(src, "jiffies", 7))
+		return "clocksource is jiffies: bench refuses to measure";
+	if (clock_getres(CLOCK_MONOTONIC, &res) || res.tv_sec || res.tv_nsec > 1000) {
+		snprintf(why, sizeof(why), "CLOCK_MONOTONIC resolution %ld ns: bench refuses to measure",
+			 res.tv_nsec);
+		return why;
+	}
+	return NULL;
+}
+
 TEST(version)
 {
 	char *argv[] = { CMD, "--version", NULL };
@@ -39,6 +63,21 @@ TEST(version)
 	cmd_run(&r, argv, -1, NULL, BOUND);
 	ASSERT_EQ(0, r.status);
 	ASSERT_EQ(0, strncmp(r.out, "vmsplice-move 1.0 ", 18)) TH_LOG("%s", r.out);
+}
+
+/* On a coarse clock, bench refuses by itself (exit 5, no numbers). */
+TEST(bench_refuses_on_this_clock)
+{
+	char *argv[] = { CMD, "bench", "-q", "--no-sysfs", "-s", "1M", "-k", "4k", "-m", "read",
+			 "-d", "fresh", "-r", "1", NULL };
+	struct cmd_run r;
+
+	if (!coarse_clock())
+		SKIP(return, "the clock here is fine (bench_json measures)");
+	cmd_run(&r, argv, -1, NULL, BOUND);
+	ASSERT_EQ(5, r.status);
+	ASSERT_NE(NULL, strstr(r.err, "refusing to measure"));
+	ASSERT_EQ('\0', r.out[0]);
 }
 
 FIXTURE(help) {};
@@ -320,6 +359,8 @@ TEST(bench_json)
 	json_object *o, *rows, *mv;
 	struct cmd_run r;
 
+	if (coarse_clock())
+		SKIP(return, "%s", coarse_clock());
 	cmd_run(&r, argv, -1, NULL, BOUND);
 	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
 	o = json_tokener_parse(r.out);
@@ -346,6 +387,8 @@ TEST(bench_csv)
 	struct cmd_run r;
 	int lines = 0;
 
+	if (coarse_clock())
+		SKIP(return, "%s", coarse_clock());
 	cmd_run(&r, argv, -1, NULL, BOUND);
 	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
 	ASSERT_EQ(0, strncmp(r.out, "size_bytes,kind,dest,method,status,", 35));
