@@ -22,7 +22,7 @@ LIB_HDRS   := $(wildcard tests/lib/*.h)
 
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests check demo bench clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests check check-big demo bench clean distclean
 
 all: kernel-debug tests tools
 
@@ -60,17 +60,30 @@ include tools/vmsplice-move/tool.mk
 check: deps
 	@scripts/check $(BUILD)
 
-# The demo runs on the bench kernel: the debug options (KASAN, lockdep)
-# would make the timings meaningless.
-demo: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 2048 -- $(TOOLBIN)/vmsplice-handoff $(DEMO_MIB)
+# ---- tools/vmsplice-move: make demo, make bench, make check-big ----
+# The demo and the benchmark need only the bench kernel (no debug options:
+# KASAN and lockdep would make the timings meaningless); the tool compiles
+# against the uapi headers of that same build.
+BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
-# Benchmarks run on the bench kernel (no debug options), all in one boot.
-BENCH_ARGS ?= --csv
+demo: deps kernel-bench
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --kernel bench --mem 2048 -- \
+		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
+
+# The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
+# "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).
+BENCH_ARGS ?=
 bench: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
+
+# The slow tool tests kept out of make check: the 1 GiB hand-off, on this
+# kernel and in the patched debug VM.
+check-big: deps kernel-debug tests
+	VSM_TEST_BIG=1 $(TESTBIN)/tool_proto
+	VSM_TEST_BIG=1 tests/vm/run --kernel debug --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
+# ---- end tools/vmsplice-move ----
 
 clean:
 	rm -rf $(TESTBIN) $(TOOLBIN)

@@ -212,6 +212,9 @@ static void summary(const char *role, const struct vsm_report *r)
 	       (unsigned long long)r->pages_copied, (unsigned long long)r->pages,
 	       !r->stats.supported ? " - no move counters: this kernel copies every page" :
 	       r->counters_exclusive ? "" : " - counters include other processes' moves");
+	if (r->stats.thp > 0 || r->stats.large > 0)
+		printf("whole folios moved: %lld THPs (one PMD each), %lld large folios by PTEs\n",
+		       r->stats.thp, r->stats.large);
 	if (r->stats.nr_reasons) {
 		printf("copy reasons:");
 		for (int i = 0; i < r->stats.nr_reasons; i++)

@@ -393,7 +393,7 @@ int vsm_recv(int sock, const struct vsm_recv_opts *opts,
 		snprintf(rep->path_why, sizeof(rep->path_why), "copy requested");
 	else if (!(r.h.flags & VSM_WIRE_F_UNMAP))
 		snprintf(rep->path_why, sizeof(rep->path_why),
-			 "sender gives without SPLICE_F_UNMAP (kernel without move support?)");
+			 "sender gives without SPLICE_F_UNMAP (its kernel lacks it, or copy forced)");
 	else
 		rep->path = VSM_PATH_MOVE;
 	if (place_regions(&r))
