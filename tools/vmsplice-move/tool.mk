@@ -78,10 +78,12 @@ $(VSM_SO): $(VSM_LIB_OBJS) $(TOOLDIR)/lib/libvmsplice-move.map
 $(VSM_CMD): $(VSM_CMD_OBJS) $(VSM_A)
 	$(CC) -o $@ $(VSM_CMD_OBJS) $(VSM_A) $(VSM_CMD_LIBS)
 
+# The build tree's own pkg-config file (PKG_CONFIG_PATH=$(TOOLBIN)); install
+# writes one for PREFIX.
 $(VSM_PC): $(TOOLDIR)/lib/vmsplice-move.pc.in $(MAKEFILE_LIST)
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VSM_VERSION)|' $< > $@
+	sed -e 's|@PREFIX@|$(TOOLBIN)|' -e 's|@LIBDIR@|$(TOOLBIN)|' \
+	    -e 's|@INCLUDEDIR@|$(abspath $(TOOLDIR)/lib)|' -e 's|@VERSION@|$(VSM_VERSION)|' $< > $@
 
 # Sanitizer build: every source compiled again, one binary.
 $(VSM_ASAN_CMD): $(VSM_LIB_SRCS) $(VSM_CMD_SRCS) $(VSM_LIB_HDRS) $(VSM_CMD_HDRS)
@@ -97,7 +99,9 @@ install: tools
 	ln -sf $(notdir $(VSM_SO)) $(DESTDIR)$(LIBDIR)/libvmsplice-move.so.$(VSM_SOMAJOR)
 	ln -sf libvmsplice-move.so.$(VSM_SOMAJOR) $(DESTDIR)$(LIBDIR)/libvmsplice-move.so
 	install -m 0644 $(TOOLDIR)/lib/vmsplice_move.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(VSM_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VSM_VERSION)|' \
+	    $(TOOLDIR)/lib/vmsplice-move.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vmsplice-move.pc
 	install -m 0755 $(VSM_CMD) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(VSM_MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(VSM_MAN3) $(DESTDIR)$(MANDIR)/man3/

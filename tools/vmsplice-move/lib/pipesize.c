@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-long vsm_pipe_max_size(void)
+long vsmi_pipe_max_size(void)
 {
 	long v = -1;
 	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
@@ -21,10 +21,10 @@ long vsm_pipe_max_size(void)
 	return v;
 }
 
-size_t vsm_pipe_grow(int fd, size_t want)
+size_t vsmi_pipe_grow(int fd, size_t want)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	long max = vsm_pipe_max_size();
+	long max = vsmi_pipe_max_size();
 	int got;
 
 	if (!want)

@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 /* /proc/sys/fs/pipe-max-size, or -1. */
-long vsm_pipe_max_size(void);
+long vsmi_pipe_max_size(void);
 
 /* F_SETPIPE_SZ to @want (0: pipe-max-size) or as close below as allowed. */
-size_t vsm_pipe_grow(int fd, size_t want);
+size_t vsmi_pipe_grow(int fd, size_t want);
 
 #endif

@@ -212,7 +212,7 @@ static void try_case(struct vsm_probe *pr, enum kind k, size_t len,
 		return;
 	}
 	/* One THP or folio costs one slot; 4 KiB pages one each. */
-	vsm_pipe_grow(p[1], len > 65536 ? len : 65536);
+	vsmi_pipe_grow(p[1], len > 65536 ? len : 65536);
 	src = k == K_BASE ? vsm_alloc(len, false) : map_aligned(len, len);
 	dst = k == K_BASE ? vsm_alloc(len, false) : map_aligned(len, len);
 	if (!src || !dst) {
@@ -288,7 +288,7 @@ int vsm_probe(struct vsm_probe *pr)
 	if (!uname(&u))
 		snprintf(pr->kernel, sizeof(pr->kernel), "%s", u.release);
 	pr->page_size = sysconf(_SC_PAGESIZE);
-	pr->pipe_max_size = vsm_pipe_max_size();
+	pr->pipe_max_size = vsmi_pipe_max_size();
 	if (pipe2(p, O_CLOEXEC))
 		return -1;
 	pr->unmap_flag = vsm_unmap_supported(p[1]) == 1;

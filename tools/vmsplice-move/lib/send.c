@@ -262,7 +262,7 @@ int vsm_send(int sock, const struct vsm_region *regs, unsigned int nr,
 		goto out;
 	}
 	s.pipe_wr = p[1];
-	rep->pipe_size = vsm_pipe_grow(p[1], s.o->pipe_size);
+	rep->pipe_size = vsmi_pipe_grow(p[1], s.o->pipe_size);
 	slots = rep->pipe_size / page;
 
 	s.flags = SPLICE_F_GIFT;
