@@ -423,6 +423,68 @@ TEST_F_TIMEOUT(killed, sender_at_random_points, 240)
 	}
 }
 
+/* A real receiver that SIGKILLs itself once @at bytes arrived. */
+static void doomed_receiver(int sock, uint64_t at)
+{
+	struct killer k = { .at = at };
+	struct vsm_recv_opts o = { .timeout_ms = 5000, .progress = kill_at, .progress_arg = &k };
+	struct vsm_received got;
+	struct vsm_report rep;
+
+	if (at == 0)	/* killed before reading anything */
+		kill(getpid(), SIGKILL);
+	vsm_recv(sock, &o, &got, &rep);
+	_exit(0);
+}
+
+/* The receiver killed at seeded random points: the sender reports it, exactly. */
+TEST_F_TIMEOUT(killed, receiver_at_random_points, 240)
+{
+	const size_t len = 4 << 20;
+	unsigned int seed = getenv("VSM_TEST_SEED") ? atoi(getenv("VSM_TEST_SEED")) : 20261201;
+	struct vsm_region r = { vsm_alloc(len, false), len, 0 };
+
+	ASSERT_NE(NULL, r.addr);
+	TH_LOG("seed %u (VSM_TEST_SEED to replay)", seed);
+	srandom(seed + 1);
+	for (int i = 0; i < 8; i++) {
+		uint64_t at = i == 0 ? 0 : 1 + random() % (len - 1);
+		struct vsm_send_opts o = { .timeout_ms = 5000, .pipe_size = 64 << 10 };
+		struct vsm_report rep;
+		int sv[2], before = count_fds(), ret;
+		double t0 = wire_now();
+		pid_t pid;
+		bool to;
+
+		fill_pattern(r.addr, len, 0, i);
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+		pid = fork();
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			close(sv[0]);
+			doomed_receiver(sv[1], at);
+		}
+		close(sv[1]);
+		ret = vsm_send(sv[0], &r, 1, &o, &rep);
+		ASSERT_EQ(128 + SIGKILL, decode_status(wait_bounded(pid, BOUND_MS, &to)));
+		close(sv[0]);
+		ASSERT_EQ(-1, ret) TH_LOG("kill at %llu", (unsigned long long)at);
+		ASSERT_EQ(VSM_ECLOSED, rep.error)
+			TH_LOG("kill at %llu: %s", (unsigned long long)at, rep.reason);
+		/* Never more than was there; at least what the receiver saw. */
+		ASSERT_LE(rep.bytes, len);
+		if (at) {
+			ASSERT_GE(rep.bytes, at);
+		} else {
+			ASSERT_EQ(0, rep.bytes);
+		}
+		/* Noticed at once, not after a timeout. */
+		ASSERT_LT(wire_now() - t0, 4.0);
+		ASSERT_EQ(before, count_fds());
+	}
+	vsm_free(r.addr, len);
+}
+
 /* ---- a fake receiver against vsm_send() ---- */
 
 enum refusal {
