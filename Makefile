@@ -81,8 +81,8 @@ bench: deps kernel-bench
 # The slow tool tests kept out of make check: the 1 GiB hand-off, on this
 # kernel and in the patched debug VM.
 check-big: deps kernel-debug tests
-	VSM_TEST_BIG=1 $(TESTBIN)/tool_proto
-	VSM_TEST_BIG=1 tests/vm/run --kernel debug --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
+	VMSPLICE_TEST_BIG=1 $(TESTBIN)/tool_proto
+	VMSPLICE_TEST_BIG=1 tests/vm/run --kernel debug --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
 # ---- end tools/vmsplice-move ----
 
 clean:

@@ -380,10 +380,10 @@ FIXTURE_TEARDOWN(killed) {}
 TEST_F_TIMEOUT(killed, sender_at_random_points, 240)
 {
 	const size_t len = 4 << 20;
-	unsigned int seed = getenv("VSM_TEST_SEED") ? atoi(getenv("VSM_TEST_SEED")) : 20261201;
+	unsigned int seed = getenv("VMSPLICE_TEST_SEED") ? atoi(getenv("VMSPLICE_TEST_SEED")) : 20261201;
 	char out[] = "/tmp/vsm-killed.XXXXXX";
 
-	TH_LOG("seed %u (VSM_TEST_SEED to replay)", seed);
+	TH_LOG("seed %u (VMSPLICE_TEST_SEED to replay)", seed);
 	srandom(seed);
 	for (int i = 0; i < 8; i++) {
 		/* Point 0: before the header; others: anywhere in the data. */
@@ -441,11 +441,11 @@ static void doomed_receiver(int sock, uint64_t at)
 TEST_F_TIMEOUT(killed, receiver_at_random_points, 240)
 {
 	const size_t len = 4 << 20;
-	unsigned int seed = getenv("VSM_TEST_SEED") ? atoi(getenv("VSM_TEST_SEED")) : 20261201;
+	unsigned int seed = getenv("VMSPLICE_TEST_SEED") ? atoi(getenv("VMSPLICE_TEST_SEED")) : 20261201;
 	struct vsm_region r = { vsm_alloc(len, false), len, 0 };
 
 	ASSERT_NE(NULL, r.addr);
-	TH_LOG("seed %u (VSM_TEST_SEED to replay)", seed);
+	TH_LOG("seed %u (VMSPLICE_TEST_SEED to replay)", seed);
 	srandom(seed + 1);
 	for (int i = 0; i < 8; i++) {
 		uint64_t at = i == 0 ? 0 : 1 + random() % (len - 1);

@@ -12,7 +12,7 @@
  *    with one PMD each), the sender reads zeros where it gave them.
  *  - pfns: as root, every whole page kept its page frame (pagemap).
  *
- * The 1 GiB round trip is gated: VSM_TEST_BIG=1 (make check-big).
+ * The 1 GiB round trip is gated: VMSPLICE_TEST_BIG=1 (make check-big).
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -312,8 +312,8 @@ TEST_F_TIMEOUT(big, round_trip_1gib, 1200)
 	static const struct layout l = { .nr = 1, .len = { 1UL << 30 } };
 	struct outcome o;
 
-	if (!getenv("VSM_TEST_BIG"))
-		SKIP(return, "1 GiB round trip runs with VSM_TEST_BIG=1 (make check-big)");
+	if (!getenv("VMSPLICE_TEST_BIG"))
+		SKIP(return, "1 GiB round trip runs with VMSPLICE_TEST_BIG=1 (make check-big)");
 	handoff(_metadata, &l, &o, 600000);
 	check_data(_metadata, &l, &o);
 	if (kernel_moves() && kernel_counters()) {

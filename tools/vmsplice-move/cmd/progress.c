@@ -11,7 +11,7 @@ void progress_init(struct progress *p, const char *verb, bool quiet)
 	p->on = !quiet && isatty(STDERR_FILENO);
 	p->verb = verb;
 	p->t0 = now_s();
-	p->last = 0;
+	p->last = p->t0;	/* first draw after 0.1 s: a rate by then */
 }
 
 int progress_cb(void *arg, uint64_t done, uint64_t total)
@@ -45,6 +45,6 @@ int progress_cb(void *arg, uint64_t done, uint64_t total)
 
 void progress_end(struct progress *p)
 {
-	if (p->on && p->last > 0)
+	if (p->on && p->last > p->t0)
 		fputc('\n', stderr);
 }
