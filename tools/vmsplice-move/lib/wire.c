@@ -106,11 +106,13 @@ enum wire_status wire_send(int sock, const void *buf, size_t len,
 	return WIRE_OK;
 }
 
-/* Keep the descriptors of @mh in @fds while there is room; close the rest. */
+/*
+ * The first descriptor that comes along goes to fds[0] when the caller
+ * wants one (*nr_fds still 0); every other one is closed and counted in
+ * *extra, so that a peer cannot make us hold descriptors we did not ask for.
+ */
 static void take_fds(struct msghdr *mh, int *fds, int *nr_fds, int *extra)
 {
-	int room = fds && nr_fds ? MAX_PASSED_FDS : 0;
-
 	if (mh->msg_flags & MSG_CTRUNC)
 		(*extra)++;	/* some were dropped by the kernel already */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
@@ -123,8 +125,9 @@ static void take_fds(struct msghdr *mh, int *fds, int *nr_fds, int *extra)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (room && *nr_fds < room && *nr_fds < 1) {
-				fds[(*nr_fds)++] = fd;
+			if (fds && nr_fds && *nr_fds == 0) {
+				fds[0] = fd;
+				*nr_fds = 1;
 			} else {
 				close(fd);
 				(*extra)++;

@@ -91,8 +91,9 @@ enum wire_status wire_send(int sock, const void *buf, size_t len,
 
 /*
  * Receive exactly @len bytes.  *@got (when not NULL) counts what arrived.
- * Descriptors that come along are stored in @fds (up to *@nr_fds, which is
- * updated) or closed when there is no room; *@extra_fds counts those.
+ * The first descriptor that comes along is stored in @fds[0] when @fds and
+ * @nr_fds are given and *@nr_fds is 0 (then set to 1); any other is closed
+ * and counted in *@extra_fds.
  */
 enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
 			   int *fds, int *nr_fds, int *extra_fds,
