@@ -161,6 +161,52 @@ TEST(probe_json)
 	json_object_put(o);
 }
 
+/*
+ * On a kernel that moves, as root: an mTHP folio moves whole.  Sets the
+ * 64 KiB knob to "always" for the probe and puts it back; never touches
+ * the knob on a kernel that cannot move (the host).
+ */
+TEST(probe_mthp_moves)
+{
+	const char *knob = "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled";
+	char *argv[] = { CMD, "probe", "--json", NULL };
+	char old[128] = "", *a, *b;
+	struct cmd_run r;
+	json_object *o;
+	FILE *f;
+
+	if (!kernel_moves())
+		SKIP(return, "kernel rejects SPLICE_F_UNMAP: nothing moves (stock kernel)");
+	f = fopen(knob, "re");
+	if (!f)
+		SKIP(return, "no 64 KiB mTHP size on this kernel");
+	if (!fgets(old, sizeof(old), f))
+		old[0] = '\0';
+	fclose(f);
+	a = strchr(old, '[');
+	b = a ? strchr(a, ']') : NULL;
+	ASSERT_NE(NULL, b);
+	*b = '\0';
+	f = fopen(knob, "we");
+	if (!f || fputs("always", f) < 0 || fclose(f))
+		SKIP(return, "cannot enable 64 KiB mTHP (not root)");
+	cmd_run(&r, argv, -1, NULL, BOUND);
+	f = fopen(knob, "we");
+	ASSERT_NE(NULL, f);
+	fputs(a + 1, f);
+	ASSERT_EQ(0, fclose(f));
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	o = json_tokener_parse(r.out);
+	ASSERT_NE(NULL, o);
+	ASSERT_EQ(65536, json_object_get_int64(get(o, "mthp_size")));
+	ASSERT_STREQ("moved", json_object_get_string(get(o, "cases.mthp.result")))
+		TH_LOG("%s", json_object_get_string(get(o, "cases.mthp.why")));
+	ASSERT_TRUE(json_object_get_boolean(get(o, "cases.mthp.giver_reads_zero")));
+	if (kernel_counters())
+		ASSERT_EQ(1, json_object_get_int64(get(o, "cases.mthp.large")));
+	json_object_put(o);
+}
+
 /* probe --require 4k: 0 where pages move, 5 where they do not. */
 TEST(probe_require)
 {

@@ -251,8 +251,10 @@ static void try_case(struct vsm_probe *pr, enum kind k, size_t len,
 		snprintf(c->why, sizeof(c->why), "kernel rejects SPLICE_F_UNMAP: copies");
 	} else if (pfn_src && pfn_dst) {
 		c->result = pfn_src == pfn_dst ? VSM_PROBE_MOVED : VSM_PROBE_COPIED;
-		snprintf(c->why, sizeof(c->why), "page frame %s (pagemap)",
-			 pfn_src == pfn_dst ? "kept" : "changed");
+		snprintf(c->why, sizeof(c->why), "page frame %s (pagemap)%s",
+			 pfn_src == pfn_dst ? "kept" : "changed",
+			 k == K_THP && d.thp ? ", one PMD (counters)" :
+			 k == K_MTHP && d.large ? ", a whole large folio (counters)" : "");
 	} else if (d.supported && d.moved >= (long long)(len / page) &&
 		   (k != K_THP || d.thp >= 1)) {
 		c->result = VSM_PROBE_MOVED;
