@@ -68,7 +68,7 @@ BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
 demo: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
-	@tests/vm/run --kernel bench --mem 2048 -- \
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
 		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
 
 # The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
@@ -76,13 +76,13 @@ demo: deps kernel-bench
 BENCH_ARGS ?=
 bench: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
-	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
 
 # The slow tool tests kept out of make check: the 1 GiB hand-off, on this
 # kernel and in the patched debug VM.
 check-big: deps kernel-debug tests
 	VMSPLICE_TEST_BIG=1 $(TESTBIN)/tool_proto
-	VMSPLICE_TEST_BIG=1 tests/vm/run --kernel debug --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
+	VMSPLICE_TEST_BIG=1 tests/vm/run --bzimage $(BUILD)/kernel-debug/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
 # ---- end tools/vmsplice-move ----
 
 clean:
