@@ -53,6 +53,7 @@ FIXTURE_VARIANT(xfer)
 	int split_pmd, split_page;
 	bool same_frames;	/* reader's frames are the writer's */
 	bool first_kept;	/* ... except the first, which keeps its own */
+	bool first_copied;	/* ... except the first, which is a copy */
 	bool kept_frames;	/* copied into: the reader's frames stay */
 	bool dst_absent;	/* nothing allocated at the destination */
 	bool keeps;		/* the writer keeps its pages and data */
@@ -323,6 +324,7 @@ FIXTURE_VARIANT_ADD(xfer, numa_src) {
 FIXTURE_VARIANT_ADD(xfer, hwpoison_src) {
 	.c = { MEM_ANON, MOD_HWPOISON, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
 	.reason = "hwpoison", .nr = 1, .reason2 = "moved", .nr2 = 3,
+	.first_copied = true,
 	.unmapped = 4, .needs = "hwpoison",
 };
 
@@ -600,7 +602,10 @@ TEST_F(xfer, frames)
 		} else if (variant->kept_frames || (variant->first_kept && !i)) {
 			EXPECT_EQ(r->dst_pfn_before[i], r->dst_pfn[i])
 				TH_LOG("page %zu replaced", i);
-		} else if (variant->same_frames || variant->first_kept) {
+		} else if (variant->first_copied && !i) {
+			EXPECT_NE(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
+		} else if (variant->same_frames || variant->first_kept ||
+			   variant->first_copied) {
 			EXPECT_NE(0, r->src_pfn[i]);
 			EXPECT_EQ(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
 		} else if (r->dst_pfn[i] && variant->c.mod != MOD_DUP) {
