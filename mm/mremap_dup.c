@@ -36,10 +36,12 @@
 /*
  * Flags of the original the duplicate does not get: it is not locked (as
  * fork() does not pass mlock on), not registered with any userfaultfd (as
- * fork() without UFFD_FEATURE_EVENT_FORK), and not sealed (the seal is on
- * the original's addresses).
+ * fork() without UFFD_FEATURE_EVENT_FORK), not sealed (the seal is on the
+ * original's addresses), and not a stack that grows: it is a mapping of
+ * fixed size.
  */
-#define VM_DUP_CLEAR	(VM_LOCKED_MASK | __VM_UFFD_FLAGS | VM_DUP_SEALED)
+#define VM_DUP_CLEAR	(VM_LOCKED_MASK | __VM_UFFD_FLAGS | VM_DUP_SEALED | \
+			 VM_GROWSDOWN | VM_GROWSUP)
 
 /*
  * Check that @vma may be duplicated: a private mapping of anonymous memory
@@ -71,6 +73,12 @@ static int dup_check_vma(struct vm_area_struct *vma)
 	 * tied to their one address.
 	 */
 	if (vma->vm_flags & (VM_DONTCOPY | VM_WIPEONFORK | VM_DONTEXPAND))
+		return -EINVAL;
+	/*
+	 * A shadow stack may only be written by the CPU's call instructions
+	 * (and the kernel): a second copy would be a second valid stack.
+	 */
+	if (vma->vm_flags & VM_SHADOW_STACK)
 		return -EINVAL;
 	return 0;
 }
@@ -208,10 +216,12 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	for (; addr < end; addr += extent, dst_addr += extent) {
 		pmd_t *src_pmd, *dst_pmd;
 
+		cond_resched();
 		extent = min(pmd_addr_end(addr, end) - addr,
 			     pmd_addr_end(dst_addr, dst_vma->vm_end) - dst_addr);
 		src_pmd = dup_src_pmd(mm, addr);
-		if (!src_pmd)
+		/* Nothing mapped here: nothing to share, no table to make. */
+		if (!src_pmd || pmd_none(*src_pmd))
 			continue;
 		dst_pmd = dup_dst_pmd(mm, dst_addr);
 		if (!dst_pmd) {
@@ -314,6 +324,17 @@ static unsigned long dup_locked(unsigned long addr, unsigned long len,
 	}
 
 	if (flags & MREMAP_FIXED) {
+		/*
+		 * The checks mmap(MAP_FIXED) makes of an address (the
+		 * architecture's limits, mmap_min_addr), before anything is
+		 * unmapped.
+		 */
+		ret = get_unmapped_area(vma->vm_file, new_addr, len,
+					vma->vm_pgoff +
+					((addr - vma->vm_start) >> PAGE_SHIFT),
+					MAP_FIXED);
+		if (IS_ERR_VALUE(ret))
+			goto out_unacct;
 		/* do_munmap() refuses a sealed destination (EPERM). */
 		ret = do_munmap(mm, new_addr, len, uf_unmap);
 		if (ret)

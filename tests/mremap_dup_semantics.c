@@ -524,6 +524,55 @@ TEST(commit_charge)
 	ASSERT_LT(llabs(c1 - c0), 4096);
 }
 
+/*
+ * Both ranges in one page table, and for THPs in one PMD table: one page
+ * table lock (a kernel taking it twice deadlocks), and the TLB flush of
+ * the original's range covers both.
+ */
+TEST(same_page_table)
+{
+	size_t pmd = 2UL << 20, n = 64;
+	char *map = map_anon(3 * pmd), *p, *d;
+	int pm = pagemap_open();
+
+	if (!dup_supported())
+		SKIP(return, DUP_NO_KERNEL_MSG);
+	ASSERT_NE(NULL, map);
+	ASSERT_LE(0, pm);
+	p = (char *)(((uintptr_t)map + pmd - 1) & ~(pmd - 1));
+
+	/* 4 KiB pages: [p, p + 64 pages) to p + 256 pages, one PTE table. */
+	ASSERT_EQ(0, madvise(p, pmd, MADV_NOHUGEPAGE));
+	pattern_fill(p, n * PS, 41, 0);
+	d = dup_range_fixed(p, n * PS, p + 256 * PS);
+	ASSERT_EQ(p + 256 * PS, d);
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(pagemap_pfn(pm, p + i * PS), pagemap_pfn(pm, d + i * PS));
+	d[0] ^= 1;
+	p[PS] ^= 1;
+	ASSERT_EQ((size_t)-1, pattern_check(d + PS, PS, 41, PS));
+	ASSERT_EQ((size_t)-1, pattern_check(p, PS, 41, 0));
+	ASSERT_EQ(0, munmap(map, 3 * pmd));
+
+	/* A THP onto the next 2 MiB of the same VMA: one PMD table. */
+	map = map_anon(3 * pmd);
+	ASSERT_NE(NULL, map);
+	p = (char *)(((uintptr_t)map + pmd - 1) & ~(pmd - 1));
+	ASSERT_EQ(0, madvise(p, 2 * pmd, MADV_HUGEPAGE));
+	pattern_fill(p, pmd, 43, 0);
+	memset(p + pmd, 1, pmd);
+	if (smaps_vma_kb(p, "AnonHugePages") < 2048)
+		SKIP(return, "THP not available");
+	d = dup_range_fixed(p, pmd, p + pmd);
+	ASSERT_EQ(p + pmd, d);
+	ASSERT_EQ(2048, smaps_vma_kb(d, "AnonHugePages"));
+	ASSERT_EQ(pagemap_pfn(pm, p + 5 * PS), pagemap_pfn(pm, d + 5 * PS));
+	ASSERT_EQ((size_t)-1, pattern_check(d, pmd, 43, 0));
+	p[0] ^= 1;
+	ASSERT_EQ((size_t)-1, pattern_check(d, pmd, 43, 0));
+	close(pm);
+}
+
 /* Snapshot under fire ------------------------------------------------- */
 
 #define FIRE_PAGES	256
