@@ -61,6 +61,11 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+# The test of the library's snapshot helpers links the library.
+$(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_LIB) $(VSM_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_LIB) $(LDLIBS)
+
 tools: $(TOOL_PROGS)
 
 $(TOOLBIN)/lib/%.o: $(TOOLDIR)/lib/%.c $(VSM_HDRS) | $(KHDR)
