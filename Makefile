@@ -26,7 +26,8 @@ TOOLBIN    := $(BUILD)/tools
 VSM_LIB    := $(TOOLBIN)/libvmsplice-move.a
 VSM_HDRS   := $(wildcard $(TOOLDIR)/lib/*.h)
 TOOL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -isystem $(KHDR)
-TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
+TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench \
+              $(TOOLBIN)/dup-bench
 
 .SECONDARY: $(LIB_OBJS)
 
@@ -79,6 +80,9 @@ $(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
 	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
 
 $(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+
+$(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_LIB) $(VSM_HDRS)
 	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
 
 check: deps
