@@ -485,6 +485,13 @@ TEST(mlock_not_inherited)
 	ASSERT_FALSE(vmflag(d, "lo"));
 	ASSERT_EQ((long long)(len >> 10), self_status_kb("VmLck"));
 	ASSERT_EQ((size_t)-1, pattern_check(d, len, 21, 0));
+	/* Not even under mlockall(MCL_FUTURE): as for a forked child. */
+	ASSERT_EQ(0, munmap(d, len));
+	ASSERT_EQ(0, mlockall(MCL_CURRENT | MCL_FUTURE));
+	d = dup_range(p, len);
+	ASSERT_NE(MAP_FAILED, d);
+	ASSERT_FALSE(vmflag(d, "lo"));
+	ASSERT_EQ(0, munlockall());
 }
 
 /*
@@ -618,7 +625,7 @@ static void *fire_writer(void *arg)
 
 static bool poll_until(bool (*cond)(struct fire *), struct fire *f)
 {
-	for (int i = 0; i < 10000; i++) {
+	for (int i = 0; i < 60000; i++) {	/* 60 s */
 		if (cond(f))
 			return true;
 		nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
@@ -650,7 +657,21 @@ static bool writers_went_on(struct fire *f)
  * a writable PTE or TLB entry behind, or shared a page without
  * write-protecting it, shows later writes in the duplicate.
  */
-TEST(snapshot_under_fire)
+/* A fixture only for TEST_F_TIMEOUT: writer threads are slow under TCG. */
+FIXTURE(fire) {
+	int unused;
+};
+
+FIXTURE_SETUP(fire)
+{
+	self->unused = 0;
+}
+
+FIXTURE_TEARDOWN(fire)
+{
+}
+
+TEST_F_TIMEOUT(fire, snapshot_under_fire, 600)
 {
 	size_t len = FIRE_PAGES * PS;
 	struct writer_arg args[FIRE_THREADS];
@@ -659,7 +680,7 @@ TEST(snapshot_under_fire)
 
 	if (!dup_supported())
 		SKIP(return, DUP_NO_KERNEL_MSG);
-	for (int round = 0; round < 20; round++) {
+	for (int round = 0; round < 10; round++) {
 		uint64_t start[FIRE_PAGES];
 		uint64_t *d;
 
