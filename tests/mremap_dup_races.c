@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include "kselftest_harness.h"
 
 #include "lib/dup.h"
+#include "lib/fuzz_dup.h"
 #include "lib/mem.h"
 #include "lib/pattern.h"
 #include "lib/vmstat.h"
@@ -196,6 +199,48 @@ TEST(race_thp_collapse)
  * at their baseline.  MREMAP_DUP_TEST_LEAK=N keeps every Nth duplicate
  * mapped, to see this test go red.
  */
+#ifndef SPLICE_F_UNMAP
+#define SPLICE_F_UNMAP	0x10
+#endif
+
+/*
+ * Pages shared with a duplicate are gifted and moved through a pipe (the
+ * fuzzer's MREMAP_DUP operation, once, deterministically): the reader
+ * gets the data, and the duplicate still holds it, unchanged.  A move
+ * that took a page the duplicate maps would change the duplicate.
+ */
+TEST(gift_of_duplicated_pages)
+{
+	size_t len = 16 * PS;
+	char *src = map_anon(len), *dst = map_anon(len);
+	struct iovec iov = { .iov_base = src, .iov_len = len };
+	struct iovec riov = { .iov_base = dst, .iov_len = len };
+	struct fuzz_dup f = { 0 };
+	int p[2];
+	ssize_t n;
+
+	if (!dup_supported())
+		SKIP(return, DUP_NO_KERNEL_MSG);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	fill(src, src, len);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_LE(0, fcntl(p[1], F_SETPIPE_SZ, 1 << 20));
+	fuzz_dup_begin(&f, 0, 1, src, len);
+	ASSERT_EQ(1, f.made);
+	n = vmsplice(p[1], &iov, 1, SPLICE_F_GIFT | SPLICE_F_MOVE | SPLICE_F_UNMAP);
+	if (n < 0 && errno == EINVAL)	/* a kernel without SPLICE_F_UNMAP */
+		n = vmsplice(p[1], &iov, 1, SPLICE_F_GIFT | SPLICE_F_MOVE);
+	ASSERT_EQ((ssize_t)len, n);
+	ASSERT_EQ((ssize_t)len, vmsplice(p[0], &riov, 1, SPLICE_F_MOVE));
+	ASSERT_EQ((size_t)-1, pattern_check(dst, len, SEED, 0));
+	ASSERT_EQ(0, fuzz_dup_end(&f)) {
+		TH_LOG("%s", f.why);
+	}
+	close(p[0]);
+	close(p[1]);
+}
+
 /* A fixture only for TEST_F_TIMEOUT: 10,000 rounds take minutes on TCG. */
 FIXTURE(long_run) {
 	int unused;
