@@ -293,6 +293,28 @@ static const struct method {
 
 #define NMETHODS	(sizeof(methods) / sizeof(methods[0]))
 
+/*
+ * Touch, once, as much memory as the largest size needs (the range, its
+ * copies, slack): in a VM the first touch of guest memory costs the host
+ * a page fault, which would be charged to whichever method runs first.
+ */
+static void warm_up(const struct opts *o)
+{
+	size_t max = 0, len;
+	char *p;
+
+	for (int i = 0; i < o->nsizes; i++)
+		if (o->sizes_mib[i] > max)
+			max = o->sizes_mib[i];
+	len = (max << 20) * 9 / 4;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	for (size_t off = 0; off < len; off += PS)
+		p[off] = 1;
+	munmap(p, len);
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -351,6 +373,7 @@ int main(int argc, char **argv)
 	printf("clock: %s\n", info);
 	if (!vsm_snapshot_cow_supported())
 		printf("note: kernel without MREMAP_DUP: the dup rows fail\n");
+	warm_up(&o);
 	printf("%-9s %-5s %-7s %12s %12s %14s %12s\n", "size", "pages", "method",
 	       "snapshot ms", "vs memcpy", "1st write ms", "us/page");
 	for (int k = 0; k < 2; k++) {
@@ -360,30 +383,32 @@ int main(int argc, char **argv)
 			continue;
 		for (int s = 0; s < o.nsizes; s++) {
 			size_t len = o.sizes_mib[s] << 20;
+			double sv[NMETHODS][MAX_REPEAT], wv[NMETHODS][MAX_REPEAT];
 			double snap[NMETHODS], wr[NMETHODS];
+			struct result r[NMETHODS];
 			bool ok[NMETHODS];
 
-			for (size_t m = 0; m < NMETHODS; m++) {
-				double sv[MAX_REPEAT], wv[MAX_REPEAT];
-				struct result r = { 0 };
-				int n = 0;
-
-				for (int i = 0; i < o.repeat; i++) {
-					memset(&r, 0, sizeof(r));
-					methods[m].run(len, thp, &r);
-					if (!r.ok)
-						break;
-					sv[n] = r.snap;
-					wv[n++] = r.first_write;
+			/* Methods take turns, so that drifts hit all alike. */
+			memset(ok, 1, sizeof(ok));
+			for (int i = 0; i < o.repeat; i++) {
+				for (size_t m = 0; m < NMETHODS; m++) {
+					if (!ok[m])
+						continue;
+					memset(&r[m], 0, sizeof(r[m]));
+					methods[m].run(len, thp, &r[m]);
+					ok[m] = r[m].ok;
+					sv[m][i] = r[m].snap;
+					wv[m][i] = r[m].first_write;
 				}
-				ok[m] = n == o.repeat;
+			}
+			for (size_t m = 0; m < NMETHODS; m++) {
 				if (!ok[m]) {
 					printf("%-9zu %-5s %-7s %s\n", o.sizes_mib[s],
-					       thp ? "thp" : "4k", methods[m].name, r.note);
+					       thp ? "thp" : "4k", methods[m].name, r[m].note);
 					continue;
 				}
-				snap[m] = median(sv, n);
-				wr[m] = median(wv, n);
+				snap[m] = median(sv[m], o.repeat);
+				wr[m] = median(wv[m], o.repeat);
 			}
 			for (size_t m = 0; m < NMETHODS; m++) {
 				char ratio[16] = "-";
