@@ -19,7 +19,7 @@
  * copy-on-write cost a snapshot leaves behind; for memcpy the pages are
  * already private) is timed, for dup, fork and memcpy, and the first write
  * to every page of the snapshot for memfd.  Times are medians of --repeat
- * runs.  The program refuses to print numbers when the clock is coarse
+ * runs after one untimed run.  The program refuses to print numbers when the clock is coarse
  * (a jiffies clocksource, or reads that advance in steps above 1 us).
  */
 #define _GNU_SOURCE
@@ -388,15 +388,20 @@ int main(int argc, char **argv)
 			struct result r[NMETHODS];
 			bool ok[NMETHODS];
 
-			/* Methods take turns, so that drifts hit all alike. */
+			/*
+			 * Each method once untimed, then --repeat timed runs in
+			 * a row: the work one method leaves behind (freed page
+			 * tables, an exiting child) lands on itself, not on the
+			 * next method.
+			 */
 			memset(ok, 1, sizeof(ok));
-			for (int i = 0; i < o.repeat; i++) {
-				for (size_t m = 0; m < NMETHODS; m++) {
-					if (!ok[m])
-						continue;
+			for (size_t m = 0; m < NMETHODS; m++) {
+				for (int i = -1; i < o.repeat && ok[m]; i++) {
 					memset(&r[m], 0, sizeof(r[m]));
 					methods[m].run(len, thp, &r[m]);
 					ok[m] = r[m].ok;
+					if (i < 0)
+						continue;
 					sv[m][i] = r[m].snap;
 					wv[m][i] = r[m].first_write;
 				}
