@@ -57,6 +57,19 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 include tools/vmsplice-move/tool.mk
 # ---- end tools/vmsplice-move ----
 
+# ---- mremap(MREMAP_DUP): the snapshot helpers' test, the benchmark ----
+# The test of vsm_snapshot() links the library.
+$(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_A) $(VSM_LIB_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_A) $(VSM_LIBS) $(LDLIBS)
+
+# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE.
+tools: $(TOOLBIN)/dup-bench
+$(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_A) $(VSM_LIBS)
+# ---- end mremap(MREMAP_DUP) ----
+
 check: deps
 	@scripts/check $(BUILD)
 
