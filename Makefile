@@ -20,17 +20,9 @@ LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
 LIB_HDRS   := $(wildcard tests/lib/*.h)
 
-# tools/vmsplice-move: the library, the demo and the benchmark
-TOOLDIR    := tools/vmsplice-move
-TOOLBIN    := $(BUILD)/tools
-VSM_LIB    := $(TOOLBIN)/libvmsplice-move.a
-VSM_HDRS   := $(wildcard $(TOOLDIR)/lib/*.h)
-TOOL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -isystem $(KHDR)
-TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
-
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests check check-big demo bench clean distclean
 
 all: kernel-debug tests tools
 
@@ -61,35 +53,50 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-tools: $(TOOL_PROGS)
+# ---- tools/vmsplice-move (library, command, install): its own file ----
+include tools/vmsplice-move/tool.mk
+# ---- end tools/vmsplice-move ----
 
-$(TOOLBIN)/lib/%.o: $(TOOLDIR)/lib/%.c $(VSM_HDRS) | $(KHDR)
+# ---- mremap(MREMAP_DUP): the snapshot helpers' test, the benchmark ----
+# The test of vsm_snapshot() links the library.
+$(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_A) $(VSM_LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_A) $(VSM_LIBS) $(LDLIBS)
 
-$(VSM_LIB): $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(wildcard $(TOOLDIR)/lib/*.c))
-	$(AR) rcs $@ $^
-
-$(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
-
-$(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE.
+tools: $(TOOLBIN)/dup-bench
+$(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_A) $(VSM_LIBS)
+# ---- end mremap(MREMAP_DUP) ----
 
 check: deps
 	@scripts/check $(BUILD)
 
-# The demo runs on the bench kernel: the debug options (KASAN, lockdep)
-# would make the timings meaningless.
-demo: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 2048 -- $(TOOLBIN)/vmsplice-handoff $(DEMO_MIB)
+# ---- tools/vmsplice-move: make demo, make bench, make check-big ----
+# The demo and the benchmark need only the bench kernel (no debug options:
+# KASAN and lockdep would make the timings meaningless); the tool compiles
+# against the uapi headers of that same build.
+BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
-# Benchmarks run on the bench kernel (no debug options), all in one boot.
-BENCH_ARGS ?= --csv
+demo: deps kernel-bench
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
+		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
+
+# The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
+# "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).
+BENCH_ARGS ?=
 bench: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
+
+# The slow tool tests kept out of make check: the 1 GiB hand-off, on this
+# kernel and in the patched debug VM.
+check-big: deps kernel-debug tests
+	VMSPLICE_TEST_BIG=1 $(TESTBIN)/tool_proto
+	VMSPLICE_TEST_BIG=1 tests/vm/run --bzimage $(BUILD)/kernel-debug/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
+# ---- end tools/vmsplice-move ----
 
 # ---------------------------------------------------------------- mutate
 # Mutation testing: remove each safety check of the kernel change in turn

@@ -70,27 +70,70 @@
  * Buffers of vmsplice(SPLICE_F_GIFT | SPLICE_F_UNMAP).  Only
  * vmsplice_gift_to_pipe() makes them, so their ops pointer is what tells a
  * reader that a buffer may be moved: nothing another path (splice() from a
- * file, a pipe write, tee()) can set.  ->private holds a reference to the
- * anon_vma the folio pointed to when it was given, or is NULL.
+ * file, a pipe write, tee()) can set.
+ *
+ * ->private holds a reference to the anon_vma the folio pointed to when it
+ * was given, or is NULL; for a whole large folio it points (tagged with
+ * VMSPLICE_GIFT_REF) to a struct vmsplice_gift_ref instead.  A slot counts
+ * as one page against the pipe owner's pipe-user-pages limits; a 2 MiB
+ * buffer in one slot would let those limits, meant to bound the memory
+ * pipes hold, be exceeded 512 times, so the pages beyond the first are
+ * charged there too, for as long as the buffer (or a tee()d copy) lives,
+ * wherever splice() moves it.
  */
+struct vmsplice_gift_ref {
+	refcount_t refs;
+	struct anon_vma *anon_vma;
+	struct user_struct *user;
+	unsigned long charged;		/* pages, beyond the slot's one */
+};
+
+#define VMSPLICE_GIFT_REF	1UL	/* ->private tag: a vmsplice_gift_ref */
+
+static struct vmsplice_gift_ref *vmsplice_buf_ref(const struct pipe_buffer *buf)
+{
+	if (!(buf->private & VMSPLICE_GIFT_REF))
+		return NULL;
+	return (struct vmsplice_gift_ref *)(buf->private & ~VMSPLICE_GIFT_REF);
+}
+
+/* The anon_vma a gift buffer pinned, or NULL. */
+static struct anon_vma *vmsplice_buf_anon_vma(const struct pipe_buffer *buf)
+{
+	struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
+
+	return ref ? ref->anon_vma : (struct anon_vma *)buf->private;
+}
+
 static void vmsplice_gift_buf_release(struct pipe_inode_info *pipe,
 				      struct pipe_buffer *buf)
 {
-	struct anon_vma *anon_vma = (struct anon_vma *)buf->private;
+	struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
+	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(buf);
 
 	put_page(buf->page);
+	if (ref && !refcount_dec_and_test(&ref->refs))
+		return;
 	if (anon_vma)
 		put_anon_vma(anon_vma);
+	if (ref) {
+		account_pipe_buffers(ref->user, ref->charged, 0);
+		free_uid(ref->user);
+		kfree(ref);
+	}
 }
 
 static bool vmsplice_gift_buf_get(struct pipe_inode_info *pipe,
 				  struct pipe_buffer *buf)
 {
-	struct anon_vma *anon_vma = (struct anon_vma *)buf->private;
+	struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
+	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(buf);
 
 	if (!try_get_page(buf->page))
 		return false;
-	if (anon_vma)
+	if (ref)
+		refcount_inc(&ref->refs);
+	else if (anon_vma)
 		get_anon_vma(anon_vma);
 	return true;
 }
@@ -100,7 +143,7 @@ static bool vmsplice_gift_buf_get(struct pipe_inode_info *pipe,
  * fuse_try_move_folio()), which wants a page that was never anonymous;
  * FUSE copies these instead.  No ->confirm(): the data is always there.
  */
-const struct pipe_buf_operations vmsplice_gift_pipe_buf_ops = {
+static const struct pipe_buf_operations vmsplice_gift_pipe_buf_ops = {
 	.release	= vmsplice_gift_buf_release,
 	.get		= vmsplice_gift_buf_get,
 };
@@ -130,6 +173,8 @@ struct vmsplice_gift {
  *    memory; their pages are never moved, so leave them alone.
  *  - VM_SHADOW_STACK: discarding a shadow stack's pages would lose the
  *    return addresses it guards.
+ *  - VM_MTE (arm64): the tags live with the physical page; a moved page
+ *    would carry the giver's tags to the reader, where a copy carries none.
  *  - userfaultfd: MADV_DONTNEED reports UFFD_EVENT_REMOVE and waits for
  *    the monitor to read it; waiting with the pipe locked could deadlock
  *    with a monitor that reads this pipe, and write-protect or minor-fault
@@ -141,7 +186,7 @@ static bool vmsplice_vma_may_unmap(struct vm_area_struct *vma)
 {
 	if (vma->vm_flags & (VM_SHARED | VM_LOCKED | VM_HUGETLB | VM_PFNMAP |
 			     VM_IO | VM_MIXEDMAP | VM_DROPPABLE |
-			     VM_SHADOW_STACK))
+			     VM_SHADOW_STACK | VM_MTE))
 		return false;
 	if (userfaultfd_armed(vma))
 		return false;
@@ -229,30 +274,68 @@ static void vmsplice_gift_add_range(struct vmsplice_gift *g,
 
 /*
  * How many of @pages (@n of them; the first at byte @off of its page, with
- * @seg_left bytes of the segment from there) make up one whole large folio
- * that can go into a single pipe buffer: all its pages, in order, from its
- * first.  Otherwise 1.  0: a large folio starts here but continues beyond
- * @pages, and the caller fetches again from here.
+ * @left bytes fetched and @seg_left bytes of the segment from there) make
+ * up one whole large folio that can go into a single pipe buffer: all its
+ * pages, in order, from its first.  Otherwise 1.  0: a large folio starts
+ * here but continues beyond what was fetched, and the caller fetches again
+ * from here.
+ *
+ * Not where a consumer could kmap one page of the buffer and read on past
+ * it (HIGHMEM, DEBUG_KMAP_LOCAL_FORCE_MAP: FUSE's fuse_copy_do() and
+ * virtio_console's pipe_to_sg() map buffer->page alone).
  */
 static unsigned int vmsplice_gift_folio_pages(struct page **pages,
 					      unsigned int n, size_t off,
-					      size_t seg_left)
+					      size_t left, size_t seg_left)
 {
 	struct folio *folio = page_folio(pages[0]);
 	unsigned int nr, i;
 
+	if (IS_ENABLED(CONFIG_HIGHMEM) ||
+	    IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP))
+		return 1;
 	if (!folio_test_large(folio) || folio_test_hugetlb(folio) || off ||
 	    pages[0] != folio_page(folio, 0))
 		return 1;
 	nr = folio_nr_pages(folio);
 	if (nr > PTRS_PER_PTE || seg_left < folio_size(folio))
 		return 1;
-	if (nr > n)
+	if (nr > n || left < folio_size(folio))
 		return 0;
 	for (i = 1; i < nr; i++)
 		if (pages[i] != folio_page(folio, i))
 			return 1;
 	return nr;
+}
+
+/*
+ * Charge the @nr - 1 pages of a whole large folio beyond its slot to the
+ * pipe owner, within pipe-user-pages as pipe_resize_ring() applies it
+ * (the soft limit to unprivileged users).  NULL: not allowed (or no
+ * memory); the folio then goes in one page per buffer, a slot each.
+ */
+static struct vmsplice_gift_ref *vmsplice_gift_charge(struct pipe_inode_info *pipe,
+						      unsigned int nr)
+{
+	struct vmsplice_gift_ref *ref;
+	unsigned long user_bufs;
+
+	user_bufs = account_pipe_buffers(pipe->user, 0, nr - 1);
+	if (too_many_pipe_buffers_hard(user_bufs) ||
+	    (too_many_pipe_buffers_soft(user_bufs) &&
+	     pipe_is_unprivileged_user()))
+		goto uncharge;
+	ref = kmalloc(sizeof(*ref), GFP_KERNEL);
+	if (!ref)
+		goto uncharge;
+	refcount_set(&ref->refs, 1);
+	ref->anon_vma = NULL;
+	ref->user = get_uid(pipe->user);
+	ref->charged = nr - 1;
+	return ref;
+uncharge:
+	account_pipe_buffers(pipe->user, nr - 1, 0);
+	return NULL;
 }
 
 /*
@@ -269,9 +352,10 @@ static unsigned int vmsplice_gift_folio_pages(struct page **pages,
  */
 static ssize_t vmsplice_gift_add(struct pipe_inode_info *pipe,
 				 struct page *page, size_t off, size_t len,
-				 bool whole)
+				 bool whole, struct vmsplice_gift_ref *ref)
 {
 	struct folio *folio = page_folio(page);
+	struct anon_vma *anon_vma = NULL;
 	struct pipe_buffer buf = {
 		.ops = &vmsplice_gift_pipe_buf_ops,
 		.flags = PIPE_BUF_FLAG_GIFT,
@@ -281,7 +365,13 @@ static ssize_t vmsplice_gift_add(struct pipe_inode_info *pipe,
 	};
 
 	if (whole && folio_test_anon(folio) && !folio_test_ksm(folio))
-		buf.private = (unsigned long)folio_get_anon_vma(folio);
+		anon_vma = folio_get_anon_vma(folio);
+	if (ref) {
+		ref->anon_vma = anon_vma;
+		buf.private = (unsigned long)ref | VMSPLICE_GIFT_REF;
+	} else {
+		buf.private = (unsigned long)anon_vma;
+	}
 	return add_to_pipe(pipe, &buf);
 }
 
@@ -318,13 +408,21 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 
 	while (iov_iter_count(from) &&
 	       !pipe_full(pipe->head, pipe->tail, pipe->max_usage)) {
-		unsigned long addr = untagged_addr((unsigned long)iter_iov_addr(from));
-		size_t seg = vmsplice_iter_seg_len(from);
-		unsigned long page_addr;
+		unsigned long addr, page_addr;
 		unsigned int n, i = 0;
-		size_t off;
+		size_t off, seg;
 		ssize_t left;
 
+		/*
+		 * iov_iter_get_pages2() skips empty segments (a first iovec
+		 * of length 0): so must the address of what it fetches.
+		 */
+		if (!vmsplice_iter_seg_len(from))
+			iov_iter_advance(from, 0);
+		addr = untagged_addr((unsigned long)iter_iov_addr(from));
+		seg = vmsplice_iter_seg_len(from);
+		if (WARN_ON_ONCE(!seg))
+			break;
 		left = iov_iter_get_pages2(from, pages, ~0UL, PTRS_PER_PTE, &off);
 		if (left <= 0) {
 			ret = left;
@@ -335,11 +433,17 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 
 		while (i < n) {
 			size_t seg_left = seg + off - (size_t)i * PAGE_SIZE;
+			struct vmsplice_gift_ref *ref = NULL;
 			unsigned int nr;
 			size_t len;
 
 			nr = vmsplice_gift_folio_pages(pages + i, n - i,
-						       i ? 0 : off, seg_left);
+						       i ? 0 : off, left, seg_left);
+			if (nr > 1) {
+				ref = vmsplice_gift_charge(pipe, nr);
+				if (!ref)
+					nr = 1;
+			}
 			if (!nr && i) {
 				/* Fetch the folio again, from its first page. */
 				iov_iter_revert(from, left);
@@ -353,12 +457,12 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 				/* One reference for the one buffer. */
 				folio_put_refs(folio, nr - 1);
 				len = folio_size(folio);
-				ret = vmsplice_gift_add(pipe, pages[i], 0, len, true);
+				ret = vmsplice_gift_add(pipe, pages[i], 0, len, true, ref);
 			} else {
 				nr = 1;
 				len = min_t(size_t, left, PAGE_SIZE - (i ? 0 : off));
 				ret = vmsplice_gift_add(pipe, pages[i], i ? 0 : off,
-							len, len == PAGE_SIZE);
+							len, len == PAGE_SIZE, NULL);
 			}
 			if (ret < 0) {
 				/* Not added (and released): the rest goes back. */
@@ -395,7 +499,7 @@ out:
 void vmsplice_move_begin(struct vmsplice_move *vm, struct iov_iter *iter)
 {
 	vm->mm = current->mm;
-	vm->memcg = get_mem_cgroup_from_mm(vm->mm);
+	vm->memcg = NULL;	/* on the first buffer that may move */
 	vm->iter = iter;
 	vm->vma = NULL;
 	vm->locked = false;
@@ -425,7 +529,8 @@ void vmsplice_move_unlock(struct vmsplice_move *vm)
 void vmsplice_move_end(struct vmsplice_move *vm)
 {
 	vmsplice_move_unlock(vm);
-	mem_cgroup_put(vm->memcg);
+	if (vm->memcg)
+		mem_cgroup_put(vm->memcg);
 }
 
 /**
@@ -515,6 +620,8 @@ static int vmsplice_lock_dst(struct vmsplice_move *vm, unsigned long addr,
 		vm->locked = true;
 		vma = NULL;
 	}
+	if (!vm->memcg)
+		vm->memcg = get_mem_cgroup_from_mm(vm->mm);
 	if (!vma || addr < vma->vm_start || addr >= vma->vm_end) {
 		vma = vma_lookup(vm->mm, addr);
 		vm->vma = vma;
@@ -647,16 +754,15 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 		return VMSPLICE_FB_KSM;
 	if (folio_mapped(folio))
 		return VMSPLICE_FB_MAPPED;
-	/*
-	 * Reclaim put it in the swap cache (or a swap-in left it there): take
-	 * it out, as a write fault would, unless a swap entry (a forked
-	 * child's) still refers to it and would read it back from there.
-	 */
-	if (folio_test_swapcache(folio) && !folio_free_swap(folio))
-		return VMSPLICE_FB_SWAPCACHE;
+	/* memory_failure() marks the folio before it takes the lock. */
+	if (folio_test_hwpoison(folio) ||
+	    (folio_test_large(folio) && folio_test_has_hwpoisoned(folio)))
+		return VMSPLICE_FB_HWPOISON;
 	if (folio_maybe_dma_pinned(folio))
 		return VMSPLICE_FB_PINNED;
-	if (folio_ref_count(folio) != 1)
+	/* Reclaim or compaction may have isolated it meanwhile. */
+	if (folio_ref_count(folio) !=
+	    1 + (folio_test_swapcache(folio) ? folio_nr_pages(folio) : 0))
 		return VMSPLICE_FB_REFS;
 	/*
 	 * The anon_vma the buffer pinned is what keeps ->mapping valid and is
@@ -665,11 +771,11 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 	if (!anon_vma || folio_anon_vma(folio) != anon_vma)
 		return VMSPLICE_FB_BUSY;
 	/*
-	 * Off the LRU with no other reference: nobody would ever reclaim it
-	 * once mapped.  mlocked: the mlock accounting would go wrong.  Should
-	 * not happen; copying is always safe.
+	 * mlocked: mapping it into an unlocked VMA would leave it on the
+	 * unevictable list, counted as locked.  (With the pipe's reference
+	 * the only one this should not be seen: the munlock batch holds one.)
 	 */
-	if (!folio_test_lru(folio) || folio_test_mlocked(folio))
+	if (folio_test_mlocked(folio))
 		return VMSPLICE_FB_BUSY;
 	/*
 	 * Lazily freed (MADV_FREE) and not written since: it sits on the file
@@ -679,9 +785,11 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 	if (!folio_test_swapbacked(folio))
 		return VMSPLICE_FB_BUSY;
 	/*
-	 * On the deferred-split queue: the shrinker may split it under us and
-	 * frees the parts no longer mapped; a partially mapped folio is never
-	 * given whole, so this one was mapped elsewhere too.  Copy.
+	 * The deferred-split queue holds every anonymous THP; its shrinker
+	 * takes a reference and the folio lock before splitting, which the
+	 * checks above exclude.  But one marked partially mapped (an mTHP the
+	 * giver mapped across a page-table boundary is unmapped in two steps,
+	 * and marked in between) would be split by it after the move: copy.
 	 */
 	if (folio_test_large(folio) && folio_test_partially_mapped(folio))
 		return VMSPLICE_FB_LARGE;
@@ -692,6 +800,16 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 	 */
 	if (folio_memcg(folio) != vm->memcg)
 		return VMSPLICE_FB_MEMCG;
+	/*
+	 * Last, as it changes the folio: reclaim put it in the swap cache (or
+	 * a swap-in left it there).  Take it out, as a write fault would,
+	 * unless a swap entry (a forked child's) still refers to it and would
+	 * read it back from there.
+	 */
+	if (folio_test_swapcache(folio) && !folio_free_swap(folio))
+		return VMSPLICE_FB_SWAPCACHE;
+	if (folio_ref_count(folio) != 1)
+		return VMSPLICE_FB_REFS;
 	return VMSPLICE_MOVED;
 }
 
@@ -718,13 +836,38 @@ static pte_t vmsplice_mk_pte(struct vm_area_struct *vma, struct page *page)
 }
 
 /*
- * The page table for @addr, allocated if needed, as mfill_atomic() finds
- * it; a huge PMD there is split first (its pages stay mapped, by PTEs).
- * Called before any lock is taken: allocating under the anon_vma lock
- * could recurse into reclaim, whose rmap walks take that lock.  NULL when
- * out of memory or the PMD is something else (a migration entry, devmap).
+ * May the PMD-mapped THP (or huge zero page) at the destination be
+ * replaced?  The same rules as vmsplice_check_dst_pte().
  */
-static pmd_t *vmsplice_dst_pmd(struct vm_area_struct *vma, unsigned long addr)
+static int vmsplice_check_dst_pmd(pmd_t pmdval, struct folio **oldp)
+{
+	struct folio *folio;
+	struct page *page;
+
+	if (is_huge_zero_pmd(pmdval))
+		return VMSPLICE_MOVED;
+	if (!pmd_trans_huge(pmdval) || pmd_devmap(pmdval))
+		return VMSPLICE_FB_DST_BUSY;
+	page = pmd_page(pmdval);
+	folio = page_folio(page);
+	if (!folio_test_anon(folio) || !PageAnonExclusive(page) ||
+	    folio_test_swapcache(folio) || folio_maybe_dma_pinned(folio) ||
+	    folio_ref_count(folio) != folio_mapcount(folio))
+		return VMSPLICE_FB_DST_BUSY;
+	*oldp = folio;
+	return VMSPLICE_MOVED;
+}
+
+/*
+ * The page table for @addr, allocated if needed, as mfill_atomic() finds
+ * it, in *@pmdp.  A huge PMD there is split first if @split and its THP
+ * could be replaced (its pages stay mapped, by PTEs); a THP that could not
+ * be (pinned, shared) is left whole and the destination is busy.  Called
+ * before any lock is taken: allocating under the anon_vma lock could
+ * recurse into reclaim, whose rmap walks take that lock.
+ */
+static int vmsplice_dst_pmd(struct vm_area_struct *vma, unsigned long addr,
+			    bool split, pmd_t **pmdp)
 {
 	struct mm_struct *mm = vma->vm_mm;
 	pgd_t *pgd = pgd_offset(mm, addr);
@@ -734,25 +877,39 @@ static pmd_t *vmsplice_dst_pmd(struct vm_area_struct *vma, unsigned long addr)
 
 	p4d = p4d_alloc(mm, pgd, addr);
 	if (!p4d)
-		return NULL;
+		return VMSPLICE_FB_BUSY;
 	pud = pud_alloc(mm, p4d, addr);
 	if (!pud)
-		return NULL;
+		return VMSPLICE_FB_BUSY;
 	pmd = pmd_alloc(mm, pud, addr);
 	if (!pmd)
-		return NULL;
+		return VMSPLICE_FB_BUSY;
 	pmdval = pmdp_get_lockless(pmd);
 	if (pmd_trans_huge(pmdval)) {
+		struct folio *old = NULL;
+		spinlock_t *ptl;	/* the PMD's lock */
+		int ret = VMSPLICE_FB_DST_BUSY;
+
+		ptl = pmd_lock(mm, pmd);
+		pmdval = pmdp_get(pmd);
+		if (split)
+			ret = pmd_trans_huge(pmdval) ?
+				vmsplice_check_dst_pmd(pmdval, &old) :
+				VMSPLICE_MOVED;
+		spin_unlock(ptl);
+		if (ret)
+			return ret;
 		split_huge_pmd(vma, pmd, addr);
 		pmdval = pmdp_get_lockless(pmd);
 	}
 	if (unlikely(pmd_none(pmdval)) && unlikely(__pte_alloc(mm, pmd)))
-		return NULL;
+		return VMSPLICE_FB_BUSY;
 	pmdval = pmdp_get_lockless(pmd);
 	if (unlikely(!pmd_present(pmdval) || pmd_trans_huge(pmdval) ||
 		     pmd_devmap(pmdval) || pmd_bad(pmdval)))
-		return NULL;
-	return pmd;
+		return VMSPLICE_FB_BUSY;
+	*pmdp = pmd;
+	return VMSPLICE_MOVED;
 }
 
 /*
@@ -766,7 +923,7 @@ static pmd_t *vmsplice_dst_pmd(struct vm_area_struct *vma, unsigned long addr)
  * Swap, migration and marker entries: let the copy fault them in.
  */
 static int vmsplice_check_dst_pte(struct vm_area_struct *vma,
-				  unsigned long addr, pte_t ptent,
+				  unsigned long addr, pte_t ptent, bool may_drain,
 				  struct folio **oldp, struct page **old_pagep)
 {
 	struct folio *folio;
@@ -785,8 +942,13 @@ static int vmsplice_check_dst_pte(struct vm_area_struct *vma,
 	    !PageAnonExclusive(page) || folio_test_swapcache(folio) ||
 	    folio_maybe_dma_pinned(folio))
 		return VMSPLICE_FB_DST_BUSY;
-	if (folio_ref_count(folio) != folio_mapcount(folio))
+	if (folio_ref_count(folio) != folio_mapcount(folio)) {
+		/* The LRU batch of a CPU the reader faulted it on? */
+		if (may_drain && !folio_test_lru(folio) &&
+		    folio_ref_count(folio) == folio_mapcount(folio) + 1)
+			return VMSPLICE_NEED_DRAIN;
 		return VMSPLICE_FB_DST_BUSY;
+	}
 	*oldp = folio;
 	*old_pagep = page;
 	return VMSPLICE_MOVED;
@@ -830,9 +992,9 @@ static int vmsplice_move_replace(struct vmsplice_move *vm, struct folio *folio,
 
 	if (folio && (!anon_vma || unlikely(anon_vma_prepare(vma))))
 		return VMSPLICE_FB_BUSY;
-	pmd = vmsplice_dst_pmd(vma, addr);
-	if (!pmd)
-		return VMSPLICE_FB_BUSY;
+	ret = vmsplice_dst_pmd(vma, addr, true, &pmd);
+	if (ret)
+		return ret;
 	/*
 	 * A page the reader faulted in lately may sit in this CPU's LRU
 	 * batch, whose reference would make it look used elsewhere.
@@ -850,7 +1012,9 @@ static int vmsplice_move_replace(struct vmsplice_move *vm, struct folio *folio,
 		goto out;
 	}
 	ptent = ptep_get(pte);
-	ret = vmsplice_check_dst_pte(vma, addr, ptent, &old, &old_page);
+	/* Only a small page may retry after draining: @folio is one. */
+	ret = vmsplice_check_dst_pte(vma, addr, ptent, folio && !vm->drained,
+				     &old, &old_page);
 	if (ret)
 		goto out_unlock;
 	if (folio) {
@@ -866,8 +1030,29 @@ static int vmsplice_move_replace(struct vmsplice_move *vm, struct folio *folio,
 		}
 	}
 	if (!pte_none(ptent)) {
-		ptep_clear_flush(vma, addr, pte);
+		pte_t orig = ptep_clear_flush(vma, addr, pte);
+
+		/*
+		 * GUP-fast takes no page-table lock: a reference or pin taken
+		 * between the check above and the clear survives it.  Look
+		 * again now that the entry is gone from every TLB, as KSM's
+		 * write_protect_page() and UFFDIO_MOVE do (the barrier pairs
+		 * with try_grab_folio(), see __folio_try_share_anon_rmap()),
+		 * and put the entry back if anyone holds the page.
+		 */
 		if (old) {
+			if (IS_ENABLED(CONFIG_HAVE_GUP_FAST)) {
+				/* Paired with the one in try_grab_folio(). */
+				smp_mb();
+			}
+			if (folio_maybe_dma_pinned(old) ||
+			    folio_ref_count(old) != folio_mapcount(old)) {
+				set_pte_at(mm, addr, pte, orig);
+				if (folio)
+					folio_unlock(folio);
+				ret = VMSPLICE_FB_DST_BUSY;
+				goto out_unlock;
+			}
 			folio_remove_rmap_pte(old, old_page, vma);
 			add_mm_counter(mm, MM_ANONPAGES, -1);
 		}
@@ -903,7 +1088,7 @@ static unsigned int vmsplice_move_small(struct vmsplice_move *vm,
 					unsigned int slot, unsigned int n,
 					unsigned long addr, int *result)
 {
-	struct anon_vma *anon_vma = (struct anon_vma *)pipe_buf(pipe, slot)->private;
+	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(pipe_buf(pipe, slot));
 	struct vm_area_struct *vma = vm->vma;
 	struct mm_struct *mm = vm->mm;
 	spinlock_t *ptl;	/* the PTE table's lock */
@@ -928,9 +1113,8 @@ static unsigned int vmsplice_move_small(struct vmsplice_move *vm,
 		n = 0;
 		goto out;
 	}
-	pmd = vmsplice_dst_pmd(vma, addr);
-	if (!pmd) {
-		ret = VMSPLICE_FB_BUSY;
+	ret = vmsplice_dst_pmd(vma, addr, true, &pmd);
+	if (ret) {
 		n = 0;
 		goto out;
 	}
@@ -999,18 +1183,23 @@ static size_t vmsplice_move_zero(struct vmsplice_move *vm, unsigned long addr,
 			done = next - addr;
 			continue;
 		}
+		/*
+		 * A populated THP would be split and replaced page by page, one
+		 * TLB flush each: writing zeros into it keeps it whole.
+		 */
+		if (pmd_trans_huge(pmdval)) {
+			ret = VMSPLICE_FB_DST_BUSY;
+			break;
+		}
 		/* A quick look, re-checked under the lock if it matters. */
 		empty = false;
-		if (!pmd_trans_huge(pmdval)) {
-			pte = pte_offset_map(pmd, a);
-			if (pte) {
-				pte_t ptent = ptep_get(pte);
+		pte = pte_offset_map(pmd, a);
+		if (pte) {
+			pte_t ptent = ptep_get(pte);
 
-				empty = pte_none(ptent) ||
-					(pte_present(ptent) &&
-					 is_zero_pfn(pte_pfn(ptent)));
-				pte_unmap(pte);
-			}
+			empty = pte_none(ptent) ||
+				(pte_present(ptent) && is_zero_pfn(pte_pfn(ptent)));
+			pte_unmap(pte);
 		}
 		if (!empty) {
 			ret = vmsplice_move_replace(vm, NULL, NULL, a);
@@ -1025,29 +1214,6 @@ static size_t vmsplice_move_zero(struct vmsplice_move *vm, unsigned long addr,
 }
 
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
-/*
- * May the PMD-mapped THP (or huge zero page) at the destination be
- * replaced?  The same rules as vmsplice_check_dst_pte().
- */
-static int vmsplice_check_dst_pmd(pmd_t pmdval, struct folio **oldp)
-{
-	struct folio *folio;
-	struct page *page;
-
-	if (is_huge_zero_pmd(pmdval))
-		return VMSPLICE_MOVED;
-	if (!pmd_trans_huge(pmdval) || pmd_devmap(pmdval))
-		return VMSPLICE_FB_DST_BUSY;
-	page = pmd_page(pmdval);
-	folio = page_folio(page);
-	if (!folio_test_anon(folio) || !PageAnonExclusive(page) ||
-	    folio_test_swapcache(folio) || folio_maybe_dma_pinned(folio) ||
-	    folio_ref_count(folio) != folio_mapcount(folio))
-		return VMSPLICE_FB_DST_BUSY;
-	*oldp = folio;
-	return VMSPLICE_MOVED;
-}
-
 /*
  * Map a whole PMD-sized folio with one PMD at @addr (PMD-aligned, THP
  * allowed there), as do_huge_pmd_anonymous_page() maps a new THP: a page
@@ -1116,8 +1282,20 @@ static int vmsplice_move_pmd(struct vmsplice_move *vm, struct folio *folio,
 
 	if (populated) {
 		/* The old entry's deposited page table serves the new one. */
-		pmdp_huge_clear_flush(vma, addr, pmd);
+		pmd_t orig = pmdp_huge_clear_flush(vma, addr, pmd);
+
+		/* GUP-fast: see vmsplice_move_replace(). */
 		if (old) {
+			if (IS_ENABLED(CONFIG_HAVE_GUP_FAST)) {
+				/* Paired with the one in try_grab_folio(). */
+				smp_mb();
+			}
+			if (folio_maybe_dma_pinned(old) ||
+			    folio_ref_count(old) != folio_mapcount(old)) {
+				set_pmd_at(mm, addr, pmd, orig);
+				ret = VMSPLICE_FB_DST_BUSY;
+				goto out_unlock;
+			}
 			folio_remove_rmap_pmd(old, &old->page, vma);
 			add_mm_counter(mm, MM_ANONPAGES, -HPAGE_PMD_NR);
 		}
@@ -1160,11 +1338,10 @@ out:
 /*
  * Map a whole large folio by PTEs at @addr: an mTHP folio, or a THP whose
  * destination is not PMD-aligned or allows no THP.  The folio stays whole
- * (a THP-disabled destination gets it split afterwards).  Page table by
- * page table (at most two: the folio is at most PMD-sized), every entry
- * empty; if the second is populated meanwhile, the pages mapped so far
- * stay, the rest is copied and the folio, now partially mapped, is queued
- * for a split like any other.  Returns the bytes mapped.
+ * (a THP-disabled destination gets it split afterwards).  It spans at most
+ * two page tables (it is at most PMD-sized); both are locked, in the order
+ * double_pt_lock() takes them, and every entry must be empty: all of the
+ * folio is mapped, or none of it.  Returns the bytes mapped.
  */
 static size_t vmsplice_move_ptes(struct vmsplice_move *vm, struct folio *folio,
 				 struct anon_vma *anon_vma, unsigned long addr,
@@ -1172,62 +1349,89 @@ static size_t vmsplice_move_ptes(struct vmsplice_move *vm, struct folio *folio,
 {
 	struct vm_area_struct *vma = vm->vma;
 	struct mm_struct *mm = vm->mm;
-	unsigned int nr = folio_nr_pages(folio), done = 0;
+	unsigned int nr = folio_nr_pages(folio), done = 0, i;
 	unsigned long end = addr + folio_size(folio);
-	pmd_t *pmds[2] = { NULL, NULL };
-	bool retargeted = false;
-	int ret, t;
+	unsigned long mid = pmd_addr_end(addr, end);
+	unsigned int cnt[2] = { (mid - addr) >> PAGE_SHIFT,
+				(end - mid) >> PAGE_SHIFT };
+	int tables = mid == end ? 1 : 2, ret, t;
+	spinlock_t *ptls[2] = { NULL, NULL }, *first, *second;
+	pte_t *ptes[2] = { NULL, NULL };
+	pmd_t *pmds[2], pmdvals[2];
 
-	/* Page tables first, before any lock (see vmsplice_dst_pmd()). */
-	pmds[0] = vmsplice_dst_pmd(vma, addr);
-	if (pmd_addr_end(addr, end) != end)
-		pmds[1] = vmsplice_dst_pmd(vma, pmd_addr_end(addr, end));
-	if (!pmds[0] || (pmd_addr_end(addr, end) != end && !pmds[1])) {
-		*result = VMSPLICE_FB_BUSY;
+	/*
+	 * Page tables first, before any lock (see vmsplice_dst_pmd()); a
+	 * huge PMD there would only be split to find its entries in use.
+	 */
+	ret = vmsplice_dst_pmd(vma, addr, false, &pmds[0]);
+	if (!ret && tables == 2)
+		ret = vmsplice_dst_pmd(vma, mid, false, &pmds[1]);
+	if (ret) {
+		*result = ret;
 		return 0;
 	}
 
 	anon_vma_lock_write(anon_vma);
 	if (!folio_trylock(folio)) {
-		anon_vma_unlock_write(anon_vma);
-		*result = VMSPLICE_FB_BUSY;
-		return 0;
+		ret = VMSPLICE_FB_BUSY;
+		goto out_anon;
 	}
 	ret = vmsplice_check_folio_locked(vm, folio, anon_vma);
-	for (t = 0; !ret && done < nr; t++) {
-		unsigned long a = addr + done * PAGE_SIZE;
-		unsigned int cnt = (pmd_addr_end(a, end) - a) >> PAGE_SHIFT;
-		struct page *page = folio_page(folio, done);
-		spinlock_t *ptl;	/* the PTE table's lock */
-		unsigned int i;
-		pte_t *pte;
-
-		pte = pte_offset_map_lock(mm, pmds[t], a, &ptl);
-		if (!pte) {
+	if (ret)
+		goto out_folio;
+	for (t = 0; t < tables; t++) {
+		pmdvals[t] = pmdp_get_lockless(pmds[t]);
+		ptes[t] = pte_offset_map_nolock(mm, pmds[t], t ? mid : addr,
+						&ptls[t]);
+		if (!ptes[t]) {
 			ret = VMSPLICE_FB_BUSY;	/* the PMD changed under us */
-			break;
+			goto out_unmap;
 		}
-		for (i = 0; i < cnt; i++)
-			if (!pte_none(ptep_get(pte + i)))
-				break;
-		if (i < cnt) {
-			pte_unmap_unlock(pte, ptl);
-			ret = VMSPLICE_FB_DST_BUSY;
-			break;
-		}
-		if (!retargeted) {
-			vmsplice_retarget(folio, vma, addr);
-			retargeted = true;
-		}
-		/* One reference per PTE mapping a large folio. */
-		folio_ref_add(folio, cnt);
-		folio_add_anon_rmap_ptes(folio, page, cnt, vma, a, RMAP_EXCLUSIVE);
-		set_ptes(mm, a, pte, vmsplice_mk_pte(vma, page), cnt);
-		update_mmu_cache_range(NULL, vma, a, pte, cnt);
-		add_mm_counter(mm, MM_ANONPAGES, cnt);
-		pte_unmap_unlock(pte, ptl);
-		done += cnt;
 	}
+	first = ptls[0];
+	second = tables == 2 && ptls[1] != ptls[0] ? ptls[1] : NULL;
+	if (second && second < first)
+		swap(first, second);
+	spin_lock(first);
+	if (second)
+		spin_lock_nested(second, SINGLE_DEPTH_NESTING);
+	for (t = 0; !ret && t < tables; t++) {
+		/* The table is still the one mapped (nothing freed it). */
+		if (!pmd_same(pmdvals[t], pmdp_get_lockless(pmds[t]))) {
+			ret = VMSPLICE_FB_BUSY;
+			break;
+		}
+		for (i = 0; i < cnt[t]; i++) {
+			if (!pte_none(ptep_get(ptes[t] + i))) {
+				ret = VMSPLICE_FB_DST_BUSY;
+				break;
+			}
+		}
+	}
+	if (!ret) {
+		vmsplice_retarget(folio, vma, addr);
+		/* One reference per PTE mapping a large folio. */
+		folio_ref_add(folio, nr);
+		for (t = 0; t < tables; t++) {
+			unsigned long a = addr + done * PAGE_SIZE;
+			struct page *page = folio_page(folio, done);
+
+			folio_add_anon_rmap_ptes(folio, page, cnt[t], vma, a,
+						 RMAP_EXCLUSIVE);
+			set_ptes(mm, a, ptes[t], vmsplice_mk_pte(vma, page), cnt[t]);
+			update_mmu_cache_range(NULL, vma, a, ptes[t], cnt[t]);
+			done += cnt[t];
+		}
+		add_mm_counter(mm, MM_ANONPAGES, nr);
+	}
+	if (second)
+		spin_unlock(second);
+	spin_unlock(first);
+out_unmap:
+	for (t = tables - 1; t >= 0; t--)
+		if (ptes[t])
+			pte_unmap(ptes[t]);
+out_folio:
 	anon_vma_unlock_write(anon_vma);
 	if (done == nr) {
 		count_vm_event(VMSPLICE_MOVE_LARGE);
@@ -1238,12 +1442,14 @@ static size_t vmsplice_move_ptes(struct vmsplice_move *vm, struct folio *folio,
 		 */
 		if (vma_thp_disabled(vma, vma->vm_flags) && !split_folio(folio))
 			count_vm_event(VMSPLICE_MOVE_SPLIT);
-	} else if (done) {
-		deferred_split_folio(folio, true);
 	}
 	folio_unlock(folio);
 	*result = ret;
 	return (size_t)done * PAGE_SIZE;
+out_anon:
+	anon_vma_unlock_write(anon_vma);
+	*result = ret;
+	return 0;
 }
 
 /* A whole large folio, one pipe buffer: with one PMD, or by PTEs. */
@@ -1251,7 +1457,7 @@ static size_t vmsplice_move_large(struct vmsplice_move *vm,
 				  struct pipe_buffer *buf, unsigned long addr,
 				  int *result)
 {
-	struct anon_vma *anon_vma = (struct anon_vma *)buf->private;
+	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(buf);
 	struct folio *folio = page_folio(buf->page);
 	struct vm_area_struct *vma = vm->vma;
 	int ret;
@@ -1326,7 +1532,7 @@ static unsigned int vmsplice_small_run(struct vmsplice_move *vm,
 				       unsigned int slot,
 				       const struct iov_iter *it, size_t room)
 {
-	unsigned long private = pipe_buf(pipe, slot)->private;
+	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(pipe_buf(pipe, slot));
 	unsigned long addr = untagged_addr((unsigned long)iter_iov_addr(it));
 	unsigned long end = pmd_addr_end(addr, vm->vma->vm_end);
 	unsigned int n = 1, max;
@@ -1341,7 +1547,8 @@ static unsigned int vmsplice_small_run(struct vmsplice_move *vm,
 		if (buf->ops != &vmsplice_gift_pipe_buf_ops ||
 		    !(buf->flags & PIPE_BUF_FLAG_GIFT) ||
 		    buf->offset || buf->len != PAGE_SIZE ||
-		    buf->private != private || folio_test_large(folio) ||
+		    vmsplice_buf_anon_vma(buf) != anon_vma ||
+		    folio_test_large(folio) ||
 		    is_zero_folio(folio))
 			break;
 		n++;
@@ -1376,6 +1583,9 @@ size_t vmsplice_move_bufs(struct vmsplice_move *vm,
 	size_t moved = 0;
 	int ret = VMSPLICE_MOVED;
 
+	/* A first iovec of length 0: the data goes to the next one. */
+	if (iov_iter_count(&it) && !vmsplice_iter_seg_len(&it))
+		iov_iter_advance(&it, 0);
 	while (slot != pipe->head && moved < max) {
 		struct pipe_buffer *buf = pipe_buf(pipe, slot);
 		struct page *page = buf->page;
@@ -1410,15 +1620,17 @@ size_t vmsplice_move_bufs(struct vmsplice_move *vm,
 				struct pipe_buffer *b = pipe_buf(pipe, slot + n);
 
 				ret = vmsplice_move_replace(vm, page_folio(b->page),
-							    (struct anon_vma *)b->private,
+							    vmsplice_buf_anon_vma(b),
 							    addr + n * PAGE_SIZE);
 				if (!ret)
 					n++;
 			}
-			for (i = 0; i < n; i++)
-				vmsplice_move_account(pipe_buf(pipe, slot + i)->page,
-						      addr + i * PAGE_SIZE,
-						      PAGE_SIZE, VMSPLICE_MOVED);
+			/* Counted once for the batch, traced page by page. */
+			count_vm_events(VMSPLICE_MOVE_PAGES, n);
+			for (i = 0; trace_vmsplice_move_enabled() && i < n; i++)
+				trace_vmsplice_move(addr + i * PAGE_SIZE,
+						    page_to_pfn(pipe_buf(pipe, slot + i)->page),
+						    1, VMSPLICE_MOVED);
 			done = (size_t)n * PAGE_SIZE;
 		}
 		moved += done;
