@@ -52,8 +52,8 @@
  * whole THPs and mTHP folios among them, no page is left orphaned and
  * MemFree is back, and no kernel splat.
  *
- * The MREMAP_DUP operation (tests/lib/fuzz_dup.[ch], from the mremap-dup
- * work) plugs in at the places marked "MREMAP_DUP hook".
+ * The MREMAP_DUP operation (tests/lib/fuzz_dup.[ch]; off on kernels without
+ * MREMAP_DUP) runs at the places marked "MREMAP_DUP hook".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -78,6 +78,8 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/dup.h"
+#include "lib/fuzz_dup.h"
 #include "lib/leak.h"
 #include "lib/lrec.h"
 #include "lib/mem.h"
@@ -89,35 +91,15 @@
 
 /*
  * ---- MREMAP_DUP hook ------------------------------------------------------
- * With tests/lib/fuzz_dup.h present (the mremap-dup work), writers
- * duplicate their memory before giving it, and readers their destination
- * before receiving into it, one time in DUP_ONE_IN, and check after that
- * the duplicate still holds the bytes it was made with.  Without it these
- * are no-ops that consume the same random numbers, so a seed replays the
- * same run either way.
+ * Writers duplicate (mremap(MREMAP_DUP), tests/lib/fuzz_dup.[ch]) the
+ * memory they are about to give, readers the destination they are about
+ * to receive into, one time in DUP_ONE_IN, and check after the transfer
+ * that the duplicate still holds the bytes it was made with: a gifted
+ * page is then mapped twice, so moving it away or writing into it would
+ * change the duplicate.  On a kernel without MREMAP_DUP the hook is off
+ * (W->dup_one_in is 0, said at the start), and the same random numbers
+ * are drawn, so a seed replays the same run either way.
  */
-#if __has_include("lib/fuzz_dup.h")
-#include "lib/fuzz_dup.h"
-#define FUZZ_DUP_BUILT_IN	1
-#else
-#define FUZZ_DUP_BUILT_IN	0
-struct fuzz_dup {
-	long made, refused;
-	char why[160];
-};
-
-static void fuzz_dup_begin(struct fuzz_dup *f, uint64_t rnd, unsigned int one_in,
-			   void *addr, size_t len)
-{
-	(void)f, (void)rnd, (void)one_in, (void)addr, (void)len;
-}
-
-static int fuzz_dup_end(struct fuzz_dup *f)
-{
-	(void)f;
-	return 0;
-}
-#endif
 #define DUP_ONE_IN	8
 /* ---- end of the MREMAP_DUP hook ----------------------------------------- */
 
@@ -182,6 +164,7 @@ struct world {
 	_Atomic long bad_records, bad_sizes, writer_not_zero, writer_nomem;
 	_Atomic long stream_sent, stream_received, stream_bad;
 	_Atomic long bytes_verified;
+	unsigned int dup_one_in;	/* DUP_ONE_IN, or 0 without MREMAP_DUP */
 	_Atomic long dup_made, dup_refused;
 	char bad_msg[256];
 	/* Per writer: sequence numbers handed out and committed. */
@@ -323,11 +306,11 @@ struct writer_arg {
 
 /* What a writer gives this round. */
 enum mem_kind {
-	MEM_ANON,	/* 1..16 fresh pages */
-	MEM_THP,	/* one whole 2 MiB THP: 512 records */
-	MEM_THP_PART,	/* 1..16 records at the start of a THP */
-	MEM_MTHP,	/* 1..4 64 kB folios: 16..64 records */
-	MEM_MEMFD,	/* 1..16 pages of a shared memfd: never unmapped */
+	FZ_ANON,	/* 1..16 fresh pages */
+	FZ_THP,	/* one whole 2 MiB THP: 512 records */
+	FZ_THP_PART,	/* 1..16 records at the start of a THP */
+	FZ_MTHP,	/* 1..4 64 kB folios: 16..64 records */
+	FZ_MEMFD,	/* 1..16 pages of a shared memfd: never unmapped */
 };
 
 /*
@@ -342,29 +325,29 @@ static char *writer_memory(struct rng *r, bool thp_pipe, enum mem_kind *kind,
 
 	*k = 1 + below(r, 16);
 	if (thp_pipe)	/* mostly large folios: whole-folio moves happen */
-		*kind = pick < 12 ? MEM_THP : pick < 16 ? MEM_THP_PART :
-			pick < 28 ? MEM_MTHP : pick < 30 ? MEM_MEMFD : MEM_ANON;
+		*kind = pick < 12 ? FZ_THP : pick < 16 ? FZ_THP_PART :
+			pick < 28 ? FZ_MTHP : pick < 30 ? FZ_MEMFD : FZ_ANON;
 	else
-		*kind = pick < 2 ? MEM_THP : pick < 4 ? MEM_THP_PART :
-			pick < 8 ? MEM_MTHP : pick < 12 ? MEM_MEMFD : MEM_ANON;
-	if ((*kind == MEM_THP || *kind == MEM_THP_PART || *kind == MEM_MTHP) &&
+		*kind = pick < 2 ? FZ_THP : pick < 4 ? FZ_THP_PART :
+			pick < 8 ? FZ_MTHP : pick < 12 ? FZ_MEMFD : FZ_ANON;
+	if ((*kind == FZ_THP || *kind == FZ_THP_PART || *kind == FZ_MTHP) &&
 	    !W->thp)
-		*kind = MEM_ANON;
-	if (*kind == MEM_MEMFD && getenv("FZ_NO_MEMFD"))
-		*kind = MEM_ANON;
+		*kind = FZ_ANON;
+	if (*kind == FZ_MEMFD && getenv("FZ_NO_MEMFD"))
+		*kind = FZ_ANON;
 
 	switch (*kind) {
-	case MEM_THP:
-	case MEM_THP_PART:
-		if (*kind == MEM_THP)
+	case FZ_THP:
+	case FZ_THP_PART:
+		if (*kind == FZ_THP)
 			*k = THP_RECORDS;
 		*maplen = THP_SIZE;
 		return thp_map(THP_SIZE);
-	case MEM_MTHP:
+	case FZ_MTHP:
 		*k = (1 + below(r, 4)) * (MTHP_SIZE / PS);
 		*maplen = *k * PS;
 		return map_aligned(*maplen, MTHP_SIZE, MADV_HUGEPAGE);
-	case MEM_MEMFD: {
+	case FZ_MEMFD: {
 		int fd = memfd_create("fuzz", MFD_CLOEXEC);
 
 		*maplen = *k * PS;
@@ -377,7 +360,7 @@ static char *writer_memory(struct rng *r, bool thp_pipe, enum mem_kind *kind,
 		close(fd);
 		return p == MAP_FAILED ? NULL : p;
 	}
-	case MEM_ANON:
+	case FZ_ANON:
 		break;
 	}
 	*maplen = *k * PS;
@@ -403,7 +386,7 @@ static int writer_iov(struct rng *r, enum mem_kind kind, char *src, size_t k,
 		if (shape < 3) {
 			iov[cnt++] = (struct iovec){ src, k * PS };
 		} else {
-			count(kind == MEM_THP ? OP_GIVE_THP_CUT : OP_GIVE_MTHP);
+			count(kind == FZ_THP ? OP_GIVE_THP_CUT : OP_GIVE_MTHP);
 			iov[cnt++] = (struct iovec){ src, cut * PS };
 			iov[cnt++] = (struct iovec){ src + cut * PS, (k - cut) * PS };
 		}
@@ -528,9 +511,9 @@ static void *writer_thread(void *arg)
 			atomic_fetch_add(&W->writer_nomem, 1);
 			continue;
 		}
-		count(kind == MEM_THP ? OP_GIVE_THP : kind == MEM_THP_PART ?
-		      OP_GIVE_THP_PART : kind == MEM_MTHP ? OP_GIVE_MTHP : OP_VMSPLICE_WRITE);
-		if (kind != MEM_THP && kind != MEM_THP_PART && kind != MEM_MTHP)
+		count(kind == FZ_THP ? OP_GIVE_THP : kind == FZ_THP_PART ?
+		      OP_GIVE_THP_PART : kind == FZ_MTHP ? OP_GIVE_MTHP : OP_VMSPLICE_WRITE);
+		if (kind != FZ_THP && kind != FZ_THP_PART && kind != FZ_MTHP)
 			atomic_fetch_sub(&W->ops[OP_VMSPLICE_WRITE], 1);
 		memset(given, 0, THP_RECORDS);
 		for (size_t i = 0; i < k; i++) {
@@ -557,12 +540,12 @@ static void *writer_thread(void *arg)
 			raise(SIGKILL);
 		}
 		/* MREMAP_DUP hook: a duplicate of what is about to leave. */
-		fuzz_dup_begin(&wa->dup, rnd(r), DUP_ONE_IN, src, k * PS);
+		fuzz_dup_begin(&wa->dup, rnd(r), W->dup_one_in, src, k * PS);
 
 		/* Kernels without the change: the old copy path. */
 		if (!W->moves)
 			flags &= ~(unsigned int)SPLICE_F_UNMAP;
-		unmaps = kind != MEM_MEMFD && (flags & SPLICE_F_UNMAP);
+		unmaps = kind != FZ_MEMFD && (flags & SPLICE_F_UNMAP);
 		while (first < cnt) {
 			ssize_t n;
 
@@ -978,7 +961,7 @@ static void reader_process(int proc)
 		for (size_t i = 0; chaos && i < m; i++)
 			e0[i] = atomic_load(&z->epoch[at / PS + i]);
 		/* MREMAP_DUP hook: a duplicate of what the read will change. */
-		fuzz_dup_begin(&dup, rnd(&r), chaos ? 0 : DUP_ONE_IN, zone + at, m * PS);
+		fuzz_dup_begin(&dup, rnd(&r), chaos ? 0 : W->dup_one_in, zone + at, m * PS);
 		tick(chaos ? z->tick_c : z->tick_v);
 
 		if (cnt == 1 && below(&r, 6) == 0 && !(flags & SPLICE_F_NONBLOCK)) {
@@ -1329,13 +1312,19 @@ TEST_F_TIMEOUT(fuzz, run, 86400)
 	W->thp = !getenv("FZ_NO_THP");
 	W->max_ops = env_long("VMSPLICE_FUZZ_OPS", 20000);
 	W->deadline = t0 + env_long("VMSPLICE_FUZZ_SECS", 20);
+	W->dup_one_in = dup_supported() ? DUP_ONE_IN : 0;
 	ksft_print_msg("vmsplice_fuzz: seed %llu, %ld vmsplice operations or %ld s\n",
 		       (unsigned long long)W->seed, W->max_ops,
 		       env_long("VMSPLICE_FUZZ_SECS", 20));
 	ksft_print_msg("reproduce: VMSPLICE_FUZZ_SEED=%llu VMSPLICE_FUZZ_OPS=%ld\n",
 		       (unsigned long long)W->seed, W->max_ops);
+	if (W->dup_one_in)
+		ksft_print_msg("MREMAP_DUP hook: on, one transfer in %u duplicated\n",
+			       W->dup_one_in);
+	else
+		ksft_print_msg("MREMAP_DUP hook: off (%s)\n", DUP_NO_KERNEL_MSG);
 	/*
-	 * mTHP folios of 64 kB for the writers' MEM_MTHP memory: a global
+	 * mTHP folios of 64 kB for the writers' FZ_MTHP memory: a global
 	 * setting, changed only on the patched kernel (the test VM).
 	 */
 	if (moves && W->thp && !access(MTHP_64K, W_OK))
@@ -1439,8 +1428,8 @@ TEST_F_TIMEOUT(fuzz, run, 86400)
 		       (long)W->stream_sent, (long)W->stream_received,
 		       (long)W->bytes_verified);
 	ksft_print_msg("  MREMAP_DUP hook: %s, %ld duplicates made, %ld refused\n",
-		       FUZZ_DUP_BUILT_IN ? "built in" : "not built in (no lib/fuzz_dup.h)",
-		       (long)W->dup_made, (long)W->dup_refused);
+		       W->dup_one_in ? "on" : "off", (long)W->dup_made,
+		       (long)W->dup_refused);
 	ksft_print_msg("  moved %lld pages (zero %lld), unmapped %lld; whole large folios: given %lld, THP by PMD %lld, by PTEs %lld, split %lld\n",
 		       xfer_counter_delta(&b, &a, "moved"),
 		       xfer_counter_delta(&b, &a, "moved_zero"),
@@ -1473,6 +1462,12 @@ TEST_F_TIMEOUT(fuzz, run, 86400)
 	ASSERT_EQ(W->sink_sent, W->sink_delivered);
 	ASSERT_EQ(W->sink_delivered, W->sink_exact + W->sink_damaged + W->sink_zero);
 	ASSERT_LT(0, W->records_exact);
+	/*
+	 * With MREMAP_DUP, duplicates were made: one transfer in DUP_ONE_IN
+	 * of a thousand or more leaves no chance ((7/8)^1000) of none.
+	 */
+	if (W->dup_one_in && W->vmsplice_ops >= 1000)
+		ASSERT_LT(0, W->dup_made);
 
 	if (!moves) {
 		ksft_print_msg("  (kernel without the change: no move, no leak or splat check)\n");
