@@ -101,6 +101,22 @@
  * are drawn, so a seed replays the same run either way.
  */
 #define DUP_ONE_IN	8
+
+/*
+ * The duplicate must equal the original when made (fuzz_dup_begin()
+ * copied the original right after): 0, or -1 with the first difference.
+ */
+static int dup_made_equal(const struct fuzz_dup *f, char *why, size_t len)
+{
+	for (size_t off = 0; f->dup && off < f->len; off++) {
+		if (f->dup[off] != f->copy[off]) {
+			snprintf(why, len, "MREMAP_DUP duplicate differs from the original when made, at byte %zu of %zu (%#x, original %#x)",
+				 off, f->len, f->dup[off] & 0xff, f->copy[off] & 0xff);
+			return -1;
+		}
+	}
+	return 0;
+}
 /* ---- end of the MREMAP_DUP hook ----------------------------------------- */
 
 #define PS		4096UL
@@ -492,6 +508,7 @@ static void *writer_thread(void *arg)
 	bool *given = given_buf[w];
 	struct sharer sh = { .pid = -1 };
 	uint64_t seq = 0;
+	char why[200];
 
 	while (budget_left() && seq + THP_RECORDS + 1 < SEQ_CAP) {
 		/* The pipe of large folios: mostly given with UNMAP. */
@@ -541,6 +558,8 @@ static void *writer_thread(void *arg)
 		}
 		/* MREMAP_DUP hook: a duplicate of what is about to leave. */
 		fuzz_dup_begin(&wa->dup, rnd(r), W->dup_one_in, src, k * PS);
+		if (dup_made_equal(&wa->dup, why, sizeof(why)))
+			bad("writer %d: %s", w, why);
 
 		/* Kernels without the change: the old copy path. */
 		if (!W->moves)
@@ -627,6 +646,14 @@ struct zones {
 	char *thp;		/* THP zone, only data-preserving racers */
 	char *chaos;		/* THP zone, anything goes */
 	char *scratch;		/* where mremap parks the chaos zone */
+	/*
+	 * Held by the chaos racer while its munmap()/mremap() leave a hole
+	 * it will map over with MAP_FIXED (in the chaos zone or at scratch),
+	 * and by the reader while MREMAP_DUP places a duplicate and malloc()
+	 * its copy: a duplicate must not land in such a hole and be
+	 * replaced, which would read as a duplicate that changed.
+	 */
+	pthread_mutex_t holes;
 	_Atomic bool stop;
 	int tick_v, tick_c;	/* eventfds: one racer operation per read */
 	struct rng rng_v, rng_c;
@@ -741,9 +768,11 @@ static void *chaos_racer(void *arg)
 		case 2:
 			count(OP_MUNMAP);
 			touch_epochs(z, 0, BIG_PAGES);
+			pthread_mutex_lock(&z->holes);
 			munmap(z->chaos, len);
 			mmap(z->chaos, len, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			pthread_mutex_unlock(&z->holes);
 			madvise(z->chaos, len, MADV_HUGEPAGE);
 			touch_epochs(z, 0, BIG_PAGES);
 			break;
@@ -751,10 +780,15 @@ static void *chaos_racer(void *arg)
 			/* Away and back: the data survives, the address does not. */
 			count(OP_MREMAP);
 			touch_epochs(z, 0, BIG_PAGES);
+			pthread_mutex_lock(&z->holes);
 			if (mremap(z->chaos, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
 				   z->scratch) != MAP_FAILED)
 				mremap(z->scratch, len, len,
 				       MREMAP_MAYMOVE | MREMAP_FIXED, z->chaos);
+			/* Keep the parking place reserved: no hole there either. */
+			mmap(z->scratch, len, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+			pthread_mutex_unlock(&z->holes);
 			touch_epochs(z, 0, BIG_PAGES);
 			break;
 		case 4:
@@ -889,6 +923,7 @@ static void reader_process(int proc)
 	struct fuzz_dup dup = { 0 };
 	pthread_t tv, tc;
 	struct rng r;
+	char why[200];
 	char *tmp = map_anon(THP_SIZE + VZONE_PAGES * PS);
 
 	close_write_ends();
@@ -903,6 +938,7 @@ static void reader_process(int proc)
 	z->scratch = thp_map(BIG_ZONE);
 	z->tick_v = eventfd(0, EFD_CLOEXEC);
 	z->tick_c = eventfd(0, EFD_CLOEXEC);
+	pthread_mutex_init(&z->holes, NULL);
 	if (!tmp || !z->verified || !z->thp || !z->chaos || !z->scratch ||
 	    z->tick_v < 0 || z->tick_c < 0)
 		_exit(2);
@@ -961,7 +997,11 @@ static void reader_process(int proc)
 		for (size_t i = 0; chaos && i < m; i++)
 			e0[i] = atomic_load(&z->epoch[at / PS + i]);
 		/* MREMAP_DUP hook: a duplicate of what the read will change. */
+		pthread_mutex_lock(&z->holes);
 		fuzz_dup_begin(&dup, rnd(&r), chaos ? 0 : W->dup_one_in, zone + at, m * PS);
+		pthread_mutex_unlock(&z->holes);
+		if (dup_made_equal(&dup, why, sizeof(why)))
+			bad("reader %d: %s", proc, why);
 		tick(chaos ? z->tick_c : z->tick_v);
 
 		if (cnt == 1 && below(&r, 6) == 0 && !(flags & SPLICE_F_NONBLOCK)) {
