@@ -817,13 +817,15 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 		if (!p)
 			break;
 		/*
-		 * The guard after the range in a VMA of its own without THP:
-		 * with 64 KiB mTHP enabled (the mthp cases) and the mapping
-		 * ending on a 64 KiB boundary (1 in 16 placements), filling
-		 * it faults in a 64 KiB folio whose other 15 pages are the
-		 * destination's, which then no longer takes a folio whole.
+		 * The guards before and after the range in VMAs of their own
+		 * without THP: with 64 KiB mTHP enabled (the mthp cases) and
+		 * a guard at a 64 KiB boundary's side (1 in 16 placements
+		 * each), filling it faults in a 64 KiB folio whose other 15
+		 * pages are the destination's, which then takes no folio
+		 * whole (the reader copies: dst_busy).
 		 */
-		if (madvise(p + span - ps, ps, MADV_NOHUGEPAGE))
+		if (madvise(p - ps, ps, MADV_NOHUGEPAGE) ||
+		    madvise(p + span - ps, ps, MADV_NOHUGEPAGE))
 			break;
 		layout_one(l, p, len, 0);
 		if (c->dst == DST_READONLY && mprotect(p, span, PROT_READ))
