@@ -561,6 +561,69 @@ TEST(efault_mid_iov_after_move_proof)
 }
 
 /*
+ * A populated destination shared with a forked child (copy-on-write: its
+ * pages are not PageAnonExclusive) is not replaced by moved pages: the
+ * reader copies into it (reason dst_busy), which breaks the sharing, and
+ * the child still reads its own bytes.  Guards the PageAnonExclusive test
+ * of vmsplice_check_dst_pte() (scripts/mutate: dst_pte_exclusive), which
+ * no other test reaches: the reference and map counts of a page mapped by
+ * parent and child agree.
+ */
+static void shared_dst(struct __test_metadata *_metadata, bool proof)
+{
+	const size_t n = 16;
+	struct xfer_counters b, a;
+	char *dst = map_anon(n * PS);
+	int p[2], go[2], status;
+	pid_t child, writer;
+
+	ASSERT_NE(NULL, dst);
+	pattern_fill(dst, n * PS, 7, 0);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(go));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		char c;
+
+		/* Keep the pages shared until told, then check them. */
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(pattern_check(dst, n * PS, 7, 0) == (size_t)-1 ? 0 : 1);
+	}
+	close(go[0]);
+	writer = gift_and_exit(p[1], n, 8);
+	ASSERT_LT(0, writer);
+	ASSERT_EQ(writer, waitpid(writer, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	xfer_counters_read(&b);
+	ASSERT_EQ((ssize_t)(n * PS), vms(p[0], dst, n * PS, SPLICE_F_MOVE));
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, n * PS, 8, 0));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("the child's pages changed (status %#x)", status);
+	if (!proof)
+		return;
+	EXPECT_EQ((long long)n, xfer_counter_delta(&b, &a, "dst_busy"));
+	EXPECT_EQ(0, xfer_counter_delta(&b, &a, "moved"));
+}
+
+TEST(dst_shared_with_child)
+{
+	shared_dst(_metadata, false);
+}
+
+TEST(dst_shared_with_child_proof)
+{
+	REQUIRE_MOVE();
+	shared_dst(_metadata, true);
+}
+
+/*
  * Found by vmsplice_fuzz: a page given with SPLICE_F_UNMAP leaves the
  * writer in that call, so naming the same address again (a retry after a
  * short call) sends what is mapped there now: zeros on a kernel that
