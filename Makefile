@@ -102,7 +102,9 @@ check-big: deps kernel-debug tests
 # Mutation testing: remove each safety check of the kernel change in turn
 # (the table in scripts/mutate), rebuild the debug kernel incrementally in
 # its own tree (build/mutate), run the move tests in the VM, and print
-# which tests went red.  Not part of make check: about 3 minutes a mutant.
+# which tests went red.  Not part of make check: 5 to 15 minutes a mutant
+# under TCG (a check no test catches runs the whole suite).  Without
+# building anything: scripts/mutate --check.
 #   make mutate MUTATE_ARGS="--only folio_ksm,folio_mapped --fuzz"
 MUTATE_ARGS ?=
 .PHONY: mutate
