@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * `vmsplice-move qemu-handoff`: replace the QEMU process under a running
+ * VM without copying its RAM.  See Documentation/vmsplice-move-qemu.rst.
+ */
+#ifndef VSM_QEMU_HANDOFF_H
+#define VSM_QEMU_HANDOFF_H
+
+/* Entry point (getopt_long options, --help). Returns the exit status. */
+int vsm_cmd_qemu_handoff(int argc, char **argv);
+
+/* Exit statuses. */
+enum {
+	VSM_EXIT_OK = 0,
+	VSM_EXIT_ERROR = 1,	/* refused or failed; the source runs on */
+	VSM_EXIT_USAGE = 2,
+	VSM_EXIT_ROLLED_BACK = 3, /* failed midway; source resumed with its RAM */
+	VSM_EXIT_LOST = 4,	/* failed and guest RAM could not be returned */
+};
+
+#endif
