@@ -31,6 +31,7 @@
 #include "journal.h"
 #include "qmp.h"
 #include "ramblocks.h"
+#include "stream.h"
 #include "xfer.h"
 
 #include <errno.h>
@@ -43,7 +44,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -58,8 +62,8 @@
 struct opts {
 	const char *src_qmp, *dst_qmp, *dst_exec, *journal, *tmpdir;
 	unsigned long long min_block;
-	bool json, quiet, progress, recover, allow_virtio, force_copy;
-	bool sparse;
+	bool json, quiet, progress, recover, force_copy;
+	bool sparse, backup;
 	int timeout_s;
 };
 
@@ -76,10 +80,13 @@ struct ctx {
 	struct vsm_ramlist srl, drl;
 	struct vsm_xfer x;
 	struct vsm_journal j;
-	char tmpdir[256], migsock[300];
+	char tmpdir[256], migsock[300], srcsock[300];
+	uint8_t *stream;
+	size_t stream_len;
+	struct vsm_stream_stats sst;
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
-	double t0, t_stop, t_given, t_migrated, t_taken, t_cont, t_end;
+	double t0, t_stop, t_given, t_migrated, t_taken, t_loaded, t_cont, t_end;
 	uint64_t guest_ram, copied_blocks_bytes, stream_bytes;
 	uint64_t peak_mem;
 	struct counters c0, c1;
@@ -209,7 +216,9 @@ static void sample_mem(struct ctx *c)
 	uint64_t m = rss_of(c->src_pid) + rss_of(c->dst_pid) + rss_of(getpid());
 
 	for (int i = 0; i < c->x.npipes; i++) {
-		long long b = vsm_xfer_pipe_bytes(&c->x.pipes[i]);
+		/* Backup pipes reference pages the destination maps. */
+		long long b = c->x.pipes[i].backup ? 0 :
+			      vsm_xfer_pipe_bytes(&c->x.pipes[i]);
 
 		if (b > 0)
 			m += b;
@@ -317,44 +326,6 @@ static int machine_type(struct vsm_qmp *q, char *buf, size_t len)
 		return -1;
 	snprintf(buf, len, "%s", json_object_get_string(r));
 	json_object_put(r);
-	return 0;
-}
-
-/* Whether a PCI device list (query-pci, recursively) has a virtio device. */
-static bool has_virtio(struct json_object *devs)
-{
-	size_t n = devs ? json_object_array_length(devs) : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *d = json_object_array_get_idx(devs, i), *id, *v, *br, *sub;
-
-		if (json_object_object_get_ex(d, "id", &id) &&
-		    json_object_object_get_ex(id, "vendor", &v) &&
-		    json_object_get_int(v) == 0x1af4)
-			return true;
-		if (json_object_object_get_ex(d, "pci_bridge", &br) &&
-		    json_object_object_get_ex(br, "devices", &sub) && has_virtio(sub))
-			return true;
-	}
-	return false;
-}
-
-static int check_devices(struct ctx *c)
-{
-	struct json_object *r = vsm_qmp_exec(c->src, "query-pci", NULL, QMP_MS);
-	bool virtio = false;
-
-	if (!r)
-		return 0;	/* no PCI (e.g. microvm): nothing to check here */
-	for (size_t i = 0; i < json_object_array_length(r); i++) {
-		struct json_object *bus = json_object_array_get_idx(r, i), *d;
-
-		if (json_object_object_get_ex(bus, "devices", &d) && has_virtio(d))
-			virtio = true;
-	}
-	json_object_put(r);
-	if (virtio && !c->o.allow_virtio)
-		return cerr(c, "the VM has virtio devices, whose migrated state is checked against guest RAM while it loads; this hand-off loads device state before RAM arrives (--allow-virtio to go on anyway)");
 	return 0;
 }
 
@@ -634,7 +605,7 @@ static int preflight(struct ctx *c)
 		return -1;
 	}
 	free(s);
-	if (check_migration_caps(c) || check_devices(c))
+	if (check_migration_caps(c))
 		return -1;
 	{
 		char dm[128];
@@ -719,27 +690,24 @@ static bool proc_alive(pid_t pid, unsigned long long start)
 	return !zombie;
 }
 
-static int migrate(struct ctx *c)
+static int listen_unix(const char *path)
 {
-	struct json_object *a;
-	double deadline = now_ms() + MIGRATE_MS;
-	char uri[320];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(uri, sizeof(uri), "unix:%s", c->migsock);
-	a = json_object_new_object();
-	json_object_object_add(a, "uri", json_object_new_string(uri));
-	if (vsm_qmp_run(c->dst, "migrate-incoming", a, QMP_MS))
-		return cerr(c, "destination: %s", vsm_qmp_error(c->dst));
-	c->j.old_bandwidth = get_bandwidth(c->src);
-	/* RAM is zero now: let the small stream go at full speed. */
-	if (set_bandwidth(c->src, 1LL << 40))
-		return cerr(c, "source: %s", vsm_qmp_error(c->src));
-	a = json_object_new_object();
-	json_object_object_add(a, "uri", json_object_new_string(uri));
-	if (vsm_qmp_run(c->src, "migrate", a, QMP_MS))
-		return cerr(c, "source: %s", vsm_qmp_error(c->src));
-	if (failpoint(c, "migrating"))
+	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
 		return -1;
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int wait_migration(struct ctx *c, double deadline)
+{
 	for (;;) {
 		char *s = vsm_qmp_migrate_status(c->src, QMP_MS);
 
@@ -747,10 +715,10 @@ static int migrate(struct ctx *c)
 			return cerr(c, "source: %s", vsm_qmp_error(c->src));
 		if (!strcmp(s, "completed")) {
 			free(s);
-			break;
+			return 0;
 		}
 		if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
-			cerr(c, "the migration %s (the destination refused the device state?)", s);
+			cerr(c, "the source's migration %s", s);
 			free(s);
 			return -1;
 		}
@@ -760,6 +728,83 @@ static int migrate(struct ctx *c)
 				    MIGRATE_MS / 1000);
 		usleep(500);
 	}
+}
+
+/*
+ * The source migrates into this tool: the whole stream (device state,
+ * small blocks, zero-page records) is read and filtered, not yet sent on.
+ */
+static int migrate_in(struct ctx *c)
+{
+	const char **moved = calloc(c->x.nblocks + 1, sizeof(*moved));
+	double deadline = now_ms() + MIGRATE_MS;
+	struct json_object *a;
+	uint8_t *raw = NULL;
+	size_t len = 0, cap = 0;
+	char uri[320], err[512];
+	int lfd, fd = -1, ret = -1;
+
+	if (!moved)
+		return cerr(c, "out of memory");
+	lfd = listen_unix(c->srcsock);
+	if (lfd < 0) {
+		free(moved);
+		return cerr(c, "cannot listen on %s: %s", c->srcsock, strerror(errno));
+	}
+	c->j.old_bandwidth = get_bandwidth(c->src);
+	/* RAM reads zero now: let the small stream go at full speed. */
+	if (set_bandwidth(c->src, 1LL << 40)) {
+		cerr(c, "source: %s", vsm_qmp_error(c->src));
+		goto out;
+	}
+	snprintf(uri, sizeof(uri), "unix:%s", c->srcsock);
+	a = json_object_new_object();
+	json_object_object_add(a, "uri", json_object_new_string(uri));
+	if (vsm_qmp_run(c->src, "migrate", a, QMP_MS)) {
+		cerr(c, "source: %s", vsm_qmp_error(c->src));
+		goto out;
+	}
+	if (failpoint(c, "migrating"))
+		goto out;
+	{
+		struct pollfd p = { lfd, POLLIN, 0 };
+
+		if (poll(&p, 1, QMP_MS) <= 0 || (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+			cerr(c, "the source did not connect its migration");
+			goto out;
+		}
+	}
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (cap - len < 1 << 20) {
+			uint8_t *n = realloc(raw, cap + (8 << 20));
+
+			if (!n) {
+				cerr(c, "out of memory for the migration stream");
+				goto out;
+			}
+			raw = n;
+			cap += 8 << 20;
+		}
+		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0) {
+			cerr(c, "the migration stream stalled");
+			goto out;
+		}
+		r = read(fd, raw + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			cerr(c, "reading the migration stream: %s", strerror(errno));
+			goto out;
+		}
+		if (!r)
+			break;
+		len += r;
+	}
+	if (wait_migration(c, deadline))
+		goto out;
 	{
 		struct json_object *r = vsm_qmp_exec(c->src, "query-migrate", NULL, QMP_MS), *ram, *t;
 
@@ -768,26 +813,86 @@ static int migrate(struct ctx *c)
 			c->stream_bytes = json_object_get_int64(t);
 		json_object_put(r);
 	}
+	for (int i = 0; i < c->x.nblocks; i++)
+		moved[i] = c->x.blocks[i].name;
+	if (vsm_stream_filter(raw, len, moved, &c->stream, &c->stream_len, &c->sst,
+			      err, sizeof(err))) {
+		cerr(c, "%s", err);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(lfd);
+	unlink(c->srcsock);
+	free(raw);
+	free(moved);
+	return ret;
+}
+
+/* Send the filtered stream to the destination and wait until it loaded. */
+static int migrate_out(struct ctx *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	double deadline = now_ms() + MIGRATE_MS;
+	struct json_object *a;
+	char uri[320];
+	size_t off = 0;
+	int fd;
+
+	snprintf(uri, sizeof(uri), "unix:%s", c->migsock);
+	a = json_object_new_object();
+	json_object_object_add(a, "uri", json_object_new_string(uri));
+	if (vsm_qmp_run(c->dst, "migrate-incoming", a, QMP_MS))
+		return cerr(c, "destination: %s", vsm_qmp_error(c->dst));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, c->migsock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return cerr(c, "cannot connect to the destination's migration socket: %s",
+			    strerror(errno));
+	}
+	while (off < c->stream_len) {
+		ssize_t w = send(fd, c->stream + off, c->stream_len - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			close(fd);
+			return cerr(c, "sending the device state to the destination: %s",
+				    strerror(errno));
+		}
+		off += w;
+	}
+	shutdown(fd, SHUT_WR);
 	/* The destination loads it and, started with -S, stays paused. */
 	for (;;) {
 		char *s = vsm_qmp_status(c->dst, QMP_MS);
 
-		if (!s)
+		if (!s) {
+			close(fd);
 			return cerr(c, "destination: %s", vsm_qmp_error(c->dst));
+		}
 		if (!strcmp(s, "paused")) {
 			free(s);
 			break;
 		}
 		if (strcmp(s, "inmigrate")) {
-			cerr(c, "the destination is %s after the migration, not paused", s);
+			cerr(c, "the destination is %s after loading, not paused", s);
 			free(s);
+			close(fd);
 			return -1;
 		}
 		free(s);
-		if (now_ms() > deadline)
+		if (now_ms() > deadline) {
+			close(fd);
 			return cerr(c, "the destination did not finish loading");
+		}
 		usleep(500);
 	}
+	close(fd);
 	return 0;
 }
 
@@ -855,16 +960,16 @@ static int rollback(struct ctx *c)
 			     c->j.path);
 			return VSM_EXIT_LOST;
 		}
-		if (c->x.taken_total && c->dst_pid > 0 &&
+		if (c->x.taken_total && !c->x.backed_up && c->dst_pid > 0 &&
 		    proc_alive(c->dst_pid, c->j.dst_start)) {
 			dst = vsm_inject_seize(c->dst_pid, err, sizeof(err));
 			if (!dst)
 				note(c, "cannot seize the destination: %s", err);
 		}
-		c->j.phase = VSM_PH_GIVE;	/* pages flow back */
+		set_phase(c, VSM_PH_RETURN);	/* pages flow back */
 		if (vsm_xfer_return(&c->x, src, dst)) {
 			note(c, "%s", c->x.err);
-			ret = c->x.lost ? VSM_EXIT_LOST : VSM_EXIT_LOST;
+			ret = VSM_EXIT_LOST;
 		}
 		vsm_inject_release(dst);
 		if (!c->x.given_total)
@@ -938,15 +1043,15 @@ static int handoff(struct ctx *c)
 	if (set_phase(c, VSM_PH_MIGRATE) || failpoint(c, "given"))
 		goto undo;
 
-	/* migrate the device state */
-	if (migrate(c))
+	/* migrate the device state into this tool */
+	if (migrate_in(c))
 		goto undo;
 	c->t_migrated = now_ms();
 	sample_mem(c);
 	if (failpoint(c, "migrated"))
 		goto undo;
 
-	/* take */
+	/* take, and back the taken pages up in pipes the source holds */
 	if (set_phase(c, VSM_PH_TAKE) || seize(c, c->dst_pid, "destination", &v))
 		goto undo;
 	if (vsm_xfer_take(&c->x, v)) {
@@ -955,10 +1060,33 @@ static int handoff(struct ctx *c)
 		vsm_inject_release(v);
 		goto undo;
 	}
+	if (c->o.backup) {
+		struct vsm_victim *sv = NULL;
+
+		if (seize(c, c->src_pid, "source", &sv)) {
+			vsm_inject_release(v);
+			goto undo;
+		}
+		if (vsm_xfer_backup(&c->x, sv, v)) {
+			if (!c->err[0])
+				cerr(c, "%s", c->x.err);
+			vsm_inject_release(sv);
+			vsm_inject_release(v);
+			goto undo;
+		}
+		vsm_inject_release(sv);
+	}
 	vsm_inject_release(v);
 	v = NULL;
 	c->t_taken = now_ms();
 	if (set_phase(c, VSM_PH_TAKEN) || failpoint(c, "taken"))
+		goto undo;
+
+	/* the device state loads with the RAM in place */
+	if (set_phase(c, VSM_PH_LOADING) || migrate_out(c))
+		goto undo;
+	c->t_loaded = now_ms();
+	if (failpoint(c, "loaded"))
 		goto undo;
 
 	/* cont: the point of no return */
@@ -997,6 +1125,7 @@ static int recover(struct ctx *c)
 	char err[512];
 	struct vsm_victim *src = NULL, *dst = NULL;
 	int ret = VSM_EXIT_ROLLED_BACK;
+	long old_pidfd;
 
 	vsm_xfer_init(&c->x);
 	if (vsm_journal_read(c->o.journal, &c->j, &c->x, err, sizeof(err)))
@@ -1037,6 +1166,22 @@ static int recover(struct ctx *c)
 		set_phase(c, VSM_PH_DONE);
 		return VSM_EXIT_OK;
 	}
+	if (c->dst && c->j.phase >= VSM_PH_LOADING && status_is(c->dst, "paused")) {
+		char *ms = vsm_qmp_migrate_status(c->dst, QMP_MS);
+		bool loaded = ms && !strcmp(ms, "completed");
+
+		free(ms);
+		if (loaded) {
+			note(c, "the destination holds the RAM and loaded the device state: finishing the hand-off");
+			if (c->j.src_was_running && vsm_qmp_run(c->dst, "cont", NULL, QMP_MS))
+				return cerr(c, "destination: %s", vsm_qmp_error(c->dst)),
+				       VSM_EXIT_ERROR;
+			set_phase(c, VSM_PH_COMMITTED);
+			vsm_qmp_run(c->src, "quit", NULL, QMP_MS);
+			set_phase(c, VSM_PH_DONE);
+			return VSM_EXIT_OK;
+		}
+	}
 	/* Our ends of the pipes, fetched from the source. */
 	{
 		int pidfd = syscall(SYS_pidfd_open, c->src_pid, 0);
@@ -1057,17 +1202,24 @@ static int recover(struct ctx *c)
 			}
 			/* The ledger may lag the last injected call by one. */
 			in = vsm_xfer_pipe_bytes(p);
-			if (c->j.phase <= VSM_PH_MIGRATE) {
+			if (in < 0) {
+				close(pidfd);
+				return cerr(c, "FIONREAD on pipe %d failed", i), VSM_EXIT_ERROR;
+			}
+			if (p->backup) {
+				/* Consumed from the front only while returning. */
+				p->a_start = p->given - in;
+			} else if (c->j.phase <= VSM_PH_MIGRATE) {
 				if ((uint64_t)in > p->given) {
 					uint64_t extra = in - p->given;
+					struct vsm_seg *ns;
 
 					if (p->next_block < 0 || p->next_block >= c->x.nblocks) {
 						close(pidfd);
 						return cerr(c, "pipe %d holds %llu bytes the journal does not account for",
 							    i, (unsigned long long)extra), VSM_EXIT_ERROR;
 					}
-					struct vsm_seg *ns = realloc(p->seg, (p->nseg + 1) * sizeof(*ns));
-
+					ns = realloc(p->seg, (p->nseg + 1) * sizeof(*ns));
 					if (!ns)
 						return cerr(c, "out of memory"), VSM_EXIT_ERROR;
 					p->seg = ns;
@@ -1076,20 +1228,33 @@ static int recover(struct ctx *c)
 					p->given += extra;
 				}
 				p->taken = 0;
-			} else {
+				p->a_start = p->given - in;
+			} else if (c->j.phase < VSM_PH_RETURN) {
 				p->taken = p->given - in;
+				p->a_start = p->taken;
+			} else if (p->back || p->a_start >= p->given) {
+				/* Giving back from the destination: in flight. */
+				p->b_inpipe = in;
+			} else {
+				p->a_start = p->given - in;
 			}
 			c->x.given_total += p->given;
 			c->x.taken_total += p->taken;
 		}
 		close(pidfd);
 	}
+	old_pidfd = c->x.src_pidfd;
 	c->x.src_pidfd = c->x.dst_pidfd = -1;
 	vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
+	set_phase(c, VSM_PH_RETURN);
 	if (seize(c, c->src_pid, "source", &src))
 		return VSM_EXIT_LOST;
-	if (c->x.taken_total && c->dst)
+	if (c->dst && !c->x.backed_up)
 		seize(c, c->dst_pid, "destination", &dst);
+	if (dst)
+		vsm_xfer_skip_returned(&c->x, c->dst_pid);
+	if (old_pidfd >= 0)
+		vsm_inject(src, SYS_close, old_pidfd, 0, 0, 0, 0, 0);
 	if (vsm_xfer_return(&c->x, src, dst)) {
 		note(c, "%s", c->x.err);
 		ret = VSM_EXIT_LOST;
@@ -1210,7 +1375,9 @@ static void usage(FILE *f)
 	      "      --min-block BYTES   leave smaller RAM blocks to QEMU (default 1 MiB)\n"
 	      "      --copy              do not ask the kernel to move pages\n"
 	      "      --no-sparse         give never-touched pages too\n"
-	      "      --allow-virtio      hand over VMs with virtio devices anyway\n"
+	      "      --no-backup         do not keep references to the moved pages until\n"
+	      "                          the destination runs (saves time; a destination\n"
+	      "                          killed while loading then loses the RAM)\n"
 	      "      --tmpdir DIR        for the migration socket and pmemsave files\n"
 	      "      --json              print the result as JSON on stdout\n"
 	      "  -p, --progress          progress on stderr during the RAM phases\n"
@@ -1233,7 +1400,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		{ "min-block", required_argument, NULL, 'm' },
 		{ "copy", no_argument, NULL, 'c' },
 		{ "no-sparse", no_argument, NULL, 'S' },
-		{ "allow-virtio", no_argument, NULL, 'V' },
+		{ "no-backup", no_argument, NULL, 'B' },
 		{ "tmpdir", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "progress", no_argument, NULL, 'p' },
@@ -1248,6 +1415,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		return VSM_EXIT_ERROR;
 	c->o.min_block = 1 << 20;
 	c->o.sparse = true;
+	c->o.backup = true;
 	c->o.progress = isatty(2);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "s:d:e:j:rpqh", lo, NULL)) != -1) {
@@ -1260,7 +1428,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		case 'm': c->o.min_block = strtoull(optarg, NULL, 0); break;
 		case 'c': c->o.force_copy = true; break;
 		case 'S': c->o.sparse = false; break;
-		case 'V': c->o.allow_virtio = true; break;
+		case 'B': c->o.backup = false; break;
 		case 't': c->o.tmpdir = optarg; break;
 		case 'J': c->o.json = true; break;
 		case 'p': c->o.progress = true; break;
@@ -1297,7 +1465,8 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		}
 		c->own_tmpdir = true;
 	}
-	snprintf(c->migsock, sizeof(c->migsock), "%s/migrate.sock", c->tmpdir);
+	snprintf(c->migsock, sizeof(c->migsock), "%s/dest.sock", c->tmpdir);
+	snprintf(c->srcsock, sizeof(c->srcsock), "%s/source.sock", c->tmpdir);
 	if (preflight(c)) {
 		fprintf(stderr, "qemu-handoff: %s\n", c->err);
 		fprintf(stderr, "qemu-handoff: nothing was changed; the source VM runs on\n");
@@ -1324,10 +1493,12 @@ out:
 	vsm_qmp_close(c->src);
 	vsm_qmp_close(c->dst);
 	vsm_xfer_free(&c->x);
+	free(c->stream);
 	vsm_ram_free(&c->srl);
 	vsm_ram_free(&c->drl);
 	if (c->own_tmpdir) {
 		unlink(c->migsock);
+		unlink(c->srcsock);
 		rmdir(c->tmpdir);
 	}
 	if (status == VSM_EXIT_OK && c->j.path[0])

@@ -20,8 +20,10 @@ static const char *const phase_names[] = {
 	[VSM_PH_MIGRATE] = "migrate",
 	[VSM_PH_TAKE] = "take",
 	[VSM_PH_TAKEN] = "taken",
+	[VSM_PH_LOADING] = "loading",
 	[VSM_PH_COMMITTED] = "committed",
 	[VSM_PH_DONE] = "done",
+	[VSM_PH_RETURN] = "return",
 	[VSM_PH_ROLLED_BACK] = "rolled-back",
 };
 
@@ -75,6 +77,7 @@ int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x)
 	JADD(o, "old_bandwidth", JI(j->old_bandwidth));
 	JADD(o, "unmap", json_object_new_boolean(x->unmap));
 	JADD(o, "src_pidfd", JI(x->src_pidfd));
+	JADD(o, "backed_up", json_object_new_boolean(x->backed_up));
 	bl = json_object_new_array();
 	for (int i = 0; i < x->nblocks; i++) {
 		struct json_object *b = json_object_new_object();
@@ -95,6 +98,9 @@ int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x)
 		JADD(po, "src_w", JI(p->src_w));
 		JADD(po, "given", JI(p->given));
 		JADD(po, "taken", JI(p->taken));
+		JADD(po, "a_start", JI(p->a_start));
+		JADD(po, "back", JI(p->back));
+		JADD(po, "backup", json_object_new_boolean(p->backup));
 		JADD(po, "next_block", JI(p->next_block));
 		JADD(po, "next_off", JI(p->next_off));
 		sg = json_object_new_array();
@@ -174,6 +180,9 @@ int vsm_journal_read(const char *path, struct vsm_journal *j,
 	j->old_bandwidth = jint(o, "old_bandwidth", -1);
 	x->unmap = json_object_object_get_ex(o, "unmap", &v) &&
 		   json_object_get_boolean(v);
+	x->src_pidfd = jint(o, "src_pidfd", -1);
+	x->backed_up = json_object_object_get_ex(o, "backed_up", &v) &&
+		       json_object_get_boolean(v);
 	x->nblocks = json_object_array_length(bl);
 	x->blocks = calloc(x->nblocks ? x->nblocks : 1, sizeof(*x->blocks));
 	for (int i = 0; i < x->nblocks; i++) {
@@ -197,6 +206,10 @@ int vsm_journal_read(const char *path, struct vsm_journal *j,
 		p->src_w = jint(po, "src_w", -1);
 		p->given = jint(po, "given", 0);
 		p->taken = jint(po, "taken", 0);
+		p->a_start = jint(po, "a_start", 0);
+		p->back = jint(po, "back", 0);
+		p->backup = json_object_object_get_ex(po, "backup", &v) &&
+			    json_object_get_boolean(v);
 		p->next_block = jint(po, "next_block", -1);
 		p->next_off = jint(po, "next_off", 0);
 		if (json_object_object_get_ex(po, "segs", &sg)) {

@@ -21,9 +21,11 @@ enum vsm_phase {
 	VSM_PH_GIVE,		/* source giving RAM into pipes */
 	VSM_PH_MIGRATE,		/* RAM in pipes; device state migrating */
 	VSM_PH_TAKE,		/* destination taking RAM */
-	VSM_PH_TAKEN,		/* destination holds RAM, paused */
+	VSM_PH_TAKEN,		/* destination holds RAM (backed up) */
+	VSM_PH_LOADING,		/* destination loads the device state */
 	VSM_PH_COMMITTED,	/* destination runs: no way back */
 	VSM_PH_DONE,		/* source gone */
+	VSM_PH_RETURN,		/* pages flow back into the source */
 	VSM_PH_ROLLED_BACK,	/* source has its RAM again */
 };
 

@@ -76,6 +76,47 @@ void vsm_xfer_free(struct vsm_xfer *x)
 	x->npipes = x->nblocks = 0;
 }
 
+static bool dst_present(int fd, uint64_t addr)
+{
+	uint64_t e = 0;
+
+	return pread(fd, &e, 8, addr / PAGE * 8) == 8 && (e & (PM_PRESENT | PM_SWAP));
+}
+
+void vsm_xfer_skip_returned(struct vsm_xfer *x, pid_t dst_pid)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", dst_pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < x->npipes; i++) {
+		struct vsm_xpipe *p = &x->pipes[i];
+
+		if (p->backup || !p->taken || p->b_inpipe || p->a_start < p->given)
+			continue;
+		/* Pages given back are unmapped there; the rest are mapped. */
+		while (p->back < p->taken) {
+			uint64_t at = 0, addr = 0;
+
+			for (int k = 0; k < p->nseg; k++) {
+				if (p->back < at + p->seg[k].len) {
+					addr = x->blocks[p->seg[k].block].dst +
+					       p->seg[k].off + (p->back - at);
+					break;
+				}
+				at += p->seg[k].len;
+			}
+			if (!addr || dst_present(fd, addr))
+				break;
+			p->back += PAGE;
+		}
+	}
+	close(fd);
+}
+
 long long vsm_xfer_pipe_bytes(const struct vsm_xpipe *p)
 {
 	int n;
@@ -198,7 +239,8 @@ static int install_fd(struct vsm_xfer *x, struct vsm_victim *v, long *slot,
 	return (int)r;
 }
 
-static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src)
+static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src,
+		     struct vsm_victim *dst)
 {
 	for (int i = 0; i < x->pipes_per_batch; i++) {
 		struct vsm_xpipe *p;
@@ -231,14 +273,19 @@ static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src)
 				break;
 			}
 		}
+		p->backup = dst != NULL;
+		/* The source always holds the read end: it owns the pages. */
 		p->src_r = install_fd(x, src, &x->src_pidfd, p->rfd);
 		if (p->src_r < 0)
 			return -1;
-		p->src_w = install_fd(x, src, &x->src_pidfd, p->wfd);
-		if (p->src_w < 0)
+		if (dst)
+			p->dst_w = install_fd(x, dst, &x->dst_pidfd, p->wfd);
+		else
+			p->src_w = install_fd(x, src, &x->src_pidfd, p->wfd);
+		if (dst ? p->dst_w < 0 : p->src_w < 0)
 			return -1;
 	}
-	return hook(x, VSM_HOOK_GIVE);
+	return hook(x, dst ? VSM_HOOK_TAKE : VSM_HOOK_GIVE);
 }
 
 static int append_seg(struct vsm_xfer *x, struct vsm_xpipe *p, int block,
@@ -297,7 +344,7 @@ static int give_run(struct vsm_xfer *x, uint64_t off, uint64_t len, void *arg)
 		struct vsm_xpipe *p;
 		long r;
 
-		if (g->cur >= x->npipes && new_pipes(x, g->src))
+		if (g->cur >= x->npipes && new_pipes(x, g->src, NULL))
 			return -1;
 		p = &x->pipes[g->cur];
 		p->next_block = g->block;
@@ -436,7 +483,7 @@ int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst)
 	for (int i = 0; i < x->npipes; i++) {
 		struct vsm_xpipe *p = &x->pipes[i];
 
-		if (p->dst_r < 0 && p->given) {
+		if (!p->backup && p->dst_r < 0 && p->given) {
 			p->dst_r = install_fd(x, dst, &x->dst_pidfd, p->rfd);
 			if (p->dst_r < 0)
 				return -1;
@@ -455,7 +502,7 @@ int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst)
 	for (int i = 0; i < x->npipes; i++) {
 		struct vsm_xpipe *p = &x->pipes[i];
 
-		while (p->taken < p->given) {
+		while (!p->backup && p->taken < p->given) {
 			long r = vmsplice_segs(x, dst, p->dst_r, p, p->taken,
 					       p->given - p->taken, true,
 					       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -472,27 +519,73 @@ int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst)
 	return 0;
 }
 
-/* Read pipe @p's bytes [@pos, @pos + @len) back into the source. */
+/*
+ * Read pipe @p's bytes [*@pos, *@pos + @len) back into the source,
+ * advancing *@pos (journaled through the hook) as they arrive.
+ */
 static int read_back(struct vsm_xfer *x, struct vsm_victim *src,
-		     struct vsm_xpipe *p, uint64_t pos, uint64_t len)
+		     struct vsm_xpipe *p, uint64_t *pos, uint64_t len)
 {
 	/* Those source pages hold nothing (their data is in the pipe). */
-	if (drop_segs(x, src, p, pos, len, false))
+	if (drop_segs(x, src, p, *pos, len, false))
 		return -1;
 	while (len) {
-		long r = vmsplice_segs(x, src, p->src_r, p, pos, len, false,
+		long r = vmsplice_segs(x, src, p->src_r, p, *pos, len, false,
 				       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 		if (r <= 0)
 			return xerr(x, "vmsplice back into the source: %s",
 				    r ? why(src, r) : "pipe empty");
-		pos += r;
+		*pos += r;
 		len -= r;
 		x->returned_total += r;
 		if (hook(x, VSM_HOOK_RETURN))
 			return -1;
 	}
 	return 0;
+}
+
+int vsm_xfer_backup(struct vsm_xfer *x, struct vsm_victim *src,
+		    struct vsm_victim *dst)
+{
+	int ntr = x->npipes, cur = x->npipes;
+
+	x->backed_up = false;
+	x->backup_total = 0;
+	for (int i = 0; i < ntr; i++) {
+		for (int k = 0; !x->pipes[i].backup && k < x->pipes[i].nseg; k++) {
+			struct vsm_seg sg = x->pipes[i].seg[k];
+
+			while (sg.len) {
+				struct vsm_xpipe *p;
+				long r;
+
+				if (cur >= x->npipes && new_pipes(x, src, dst))
+					return -1;
+				p = &x->pipes[cur];
+				r = vmsplice_in(dst, p->dst_w,
+						x->blocks[sg.block].dst + sg.off,
+						sg.len, SPLICE_F_NONBLOCK);
+				if (r == -EAGAIN) {
+					if (!p->given)
+						return xerr(x, "an empty pipe takes nothing");
+					cur++;
+					continue;
+				}
+				if (r <= 0 || r % PAGE)
+					return xerr(x, "backup vmsplice in the destination: %s",
+						    r ? why(dst, r) : "nothing taken");
+				if (append_seg(x, p, sg.block, sg.off, r))
+					return -1;
+				p->given += r;
+				x->backup_total += r;
+				sg.off += r;
+				sg.len -= r;
+			}
+		}
+	}
+	x->backed_up = true;
+	return hook(x, VSM_HOOK_TAKE);
 }
 
 int vsm_xfer_return(struct vsm_xfer *x, struct vsm_victim *src,
@@ -503,52 +596,85 @@ int vsm_xfer_return(struct vsm_xfer *x, struct vsm_victim *src,
 	int ret = 0;
 
 	x->lost = 0;
+	/* What is still in the transfer pipes goes straight back. */
 	for (int i = 0; i < x->npipes; i++) {
 		struct vsm_xpipe *p = &x->pipes[i];
-		uint64_t pos = 0;
 
-		/* What is still in the pipe goes straight back. */
-		if (p->given > p->taken &&
-		    read_back(x, src, p, p->taken, p->given - p->taken))
+		if (p->backup)
+			continue;
+		if (p->a_start < p->taken)
+			p->a_start = p->taken;
+		if (p->given > p->a_start &&
+		    read_back(x, src, p, &p->a_start, p->given - p->a_start))
 			return -1;
-		if (!p->taken)
+		p->given = p->a_start = p->taken;
+	}
+	/*
+	 * What the destination took: copied back from the backup references
+	 * when there are some (they pin the pages, so they could not move
+	 * anyway), else given back by the destination itself.
+	 */
+	if (x->backed_up) {
+		for (int i = 0; i < x->npipes; i++) {
+			struct vsm_xpipe *p = &x->pipes[i];
+
+			if (p->backup && p->given > p->a_start &&
+			    read_back(x, src, p, &p->a_start, p->given - p->a_start))
+				return -1;
+		}
+		goto done;
+	}
+	for (int i = 0; i < x->npipes; i++) {
+		struct vsm_xpipe *p = &x->pipes[i];
+
+		if (!p->backup && p->b_inpipe) {
+			uint64_t n = p->b_inpipe;
+
+			p->b_inpipe = 0;
+			if (read_back(x, src, p, &p->back, n))
+				return -1;
+		}
+		if (p->backup || p->back >= p->taken)
 			continue;
 		if (!dst) {
-			x->lost += p->taken;
+			x->lost += p->taken - p->back;
 			ret = xerr(x, "the destination is gone with %llu bytes it had taken",
 				   (unsigned long long)x->lost);
 			continue;
 		}
-		/* What the destination took: it gives it back, in order. */
 		if (p->dst_w < 0) {
 			p->dst_w = install_fd(x, dst, &x->dst_pidfd, p->wfd);
 			if (p->dst_w < 0)
 				return -1;
 		}
-		while (pos < p->taken) {
-			long r = vmsplice_segs(x, dst, p->dst_w, p, pos,
-					       p->taken - pos, true, gflags);
+		while (p->back < p->taken) {
+			uint64_t pos = p->back;
+			long r;
 
+			if (hook(x, VSM_HOOK_RETURN))
+				return -1;
+			r = vmsplice_segs(x, dst, p->dst_w, p, pos,
+					  p->taken - pos, true, gflags);
 			if (r <= 0)
 				return xerr(x, "vmsplice in the destination: %s",
 					    r ? why(dst, r) : "nothing given");
 			if (!x->unmap && drop_segs(x, dst, p, pos, r, true))
 				return -1;
-			if (read_back(x, src, p, pos, r))
+			if (read_back(x, src, p, &p->back, r))
 				return -1;
-			pos += r;
 		}
-		p->taken = 0;
-		if (hook(x, VSM_HOOK_RETURN))
-			return -1;
 	}
+done:
 	/* Everything is back in the source: the ledger is empty. */
 	if (!ret) {
 		for (int i = 0; i < x->npipes; i++) {
-			x->pipes[i].given = x->pipes[i].taken = 0;
-			x->pipes[i].nseg = 0;
+			struct vsm_xpipe *p = &x->pipes[i];
+
+			p->given = p->taken = p->a_start = p->back = 0;
+			p->nseg = 0;
 		}
 		x->given_total = x->taken_total = 0;
+		x->backed_up = false;
 	}
 	return ret;
 }

@@ -52,6 +52,14 @@ struct vsm_xpipe {
 	uint64_t given, taken;	/* bytes in, bytes taken out by the dest */
 	int nseg, capseg;
 	struct vsm_seg *seg;
+	bool backup;		/* holds references to the destination's pages */
+	/*
+	 * While returning: the pipe's content is bytes [a_start, given) of
+	 * its ledger; of the bytes [0, taken) the destination had, [0, back)
+	 * are back in the source.
+	 */
+	uint64_t a_start, back;
+	uint64_t b_inpipe;	/* recovery: given back, not yet read back */
 	/* Where the next gift into this pipe starts (write-ahead). */
 	int next_block;
 	uint64_t next_off;
@@ -72,6 +80,8 @@ struct vsm_xfer {
 	uint64_t total;		/* bytes to give (present pages) */
 	uint64_t given_total, taken_total, returned_total;
 	uint64_t lost;		/* bytes that could not be returned */
+	bool backed_up;		/* backup pipes cover everything taken */
+	uint64_t backup_total;
 	/*
 	 * Called after every injected vmsplice (for the journal, progress
 	 * and failure injection); a non-zero return aborts the operation.
@@ -97,6 +107,15 @@ int vsm_xfer_give(struct vsm_xfer *x, struct vsm_victim *src);
 int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst);
 
 /*
+ * Backup: the destination vmsplices (without gifting) every page it took
+ * into further pipes, held by the source.  The pipes keep references to
+ * those pages, so if the destination dies before it resumes the VM, the
+ * source can still copy its RAM back.  Needs both seized.
+ */
+int vsm_xfer_backup(struct vsm_xfer *x, struct vsm_victim *src,
+		    struct vsm_victim *dst);
+
+/*
  * Undo: put every given byte back into the source (seized), from the pipes
  * and, for bytes the destination took, from @dst (seized; NULL when it is
  * gone: those bytes are lost and counted in x->lost).  0 when all came
@@ -104,6 +123,12 @@ int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst);
  */
 int vsm_xfer_return(struct vsm_xfer *x, struct vsm_victim *src,
 		    struct vsm_victim *dst);
+
+/*
+ * Recovery, giving back from the destination: skip the pages the
+ * destination no longer has (returned before this tool died).
+ */
+void vsm_xfer_skip_returned(struct vsm_xfer *x, pid_t dst_pid);
 
 /* Bytes waiting in pipe @p (FIONREAD on this tool's end), or -1. */
 long long vsm_xfer_pipe_bytes(const struct vsm_xpipe *p);
