@@ -14,7 +14,8 @@ CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
               -isystem $(KHDR) -isystem $(KSRC)/tools/testing/selftests -Itests
 LDLIBS     := -lpthread
 
-TEST_SRCS  := $(wildcard tests/*.c)
+# (tests/qemu_handoff*.c link the hand-off tool's code: see the QEMU block)
+TEST_SRCS  := $(filter-out tests/qemu_handoff%.c,$(wildcard tests/*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(TESTBIN)/%,$(TEST_SRCS))
 LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
@@ -30,7 +31,7 @@ TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
 
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench bench-handoff clean distclean
 
 all: kernel-debug tests tools
 
@@ -75,6 +76,47 @@ $(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
 
 $(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
 	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+
+# ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
+# vmsplice-move-qemu (the qemu-handoff command, standalone for now), its
+# tests, and the freestanding multiboot guest they boot under QEMU.
+QEMU_DIR    := $(TOOLDIR)/qemu
+QEMU_SRCS   := $(filter-out $(QEMU_DIR)/main.c,$(wildcard $(QEMU_DIR)/*.c))
+QEMU_HDRS   := $(wildcard $(QEMU_DIR)/*.h)
+QEMU_TOOL   := $(TOOLBIN)/vmsplice-move-qemu
+QEMU_GUEST  := $(TESTBIN)/qemu/guest.elf
+QEMU_TESTS  := $(TESTBIN)/qemu_handoff_inject $(TESTBIN)/qemu_handoff
+GUEST_CFLAGS := -m32 -ffreestanding -fno-pie -no-pie -nostdlib -static -O2 \
+              -Wall -Wextra -Werror -fno-stack-protector \
+              -fno-asynchronous-unwind-tables -Wl,--build-id=none \
+              -Wl,--no-warn-rwx-segments
+HANDOFF_MIB ?= 512 2048
+
+tools: $(QEMU_TOOL)
+tests: $(QEMU_TESTS) $(QEMU_GUEST)
+
+$(QEMU_TOOL): $(QEMU_SRCS) $(QEMU_DIR)/main.c $(QEMU_HDRS) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $(QEMU_SRCS) $(QEMU_DIR)/main.c -ljson-c
+
+$(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c $(QEMU_DIR)/inject.h | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/inject.c $(LDLIBS)
+
+$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(QEMU_TOOL) $(QEMU_GUEST) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -ljson-c $(LDLIBS)
+
+$(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -T tests/qemu/guest.ld -o $@ $<
+
+# QEMU's own localhost migration against the hand-off, on the bench kernel.
+bench-handoff: deps kernel-bench
+	@$(MAKE) --no-print-directory tools tests
+	@tests/vm/run --kernel bench --mem 6144 --timeout 3600 -- \
+		tools/vmsplice-move/qemu/bench-handoff $(TOOLBIN) $(QEMU_GUEST) $(HANDOFF_MIB)
+# ---- end of the QEMU hand-off block --------------------------------------
 
 check: deps
 	@scripts/check $(BUILD)

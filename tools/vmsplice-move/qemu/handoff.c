@@ -1010,11 +1010,15 @@ static int handoff(struct ctx *c)
 	read_counters(&c->c0);
 	sample_mem(c);
 
-	/* stop */
+	/* stop (journaled first: a recovery must know to resume it) */
+	if (set_phase(c, VSM_PH_STOPPED))
+		return VSM_EXIT_ERROR;
 	c->t_stop = now_ms();
-	if (c->j.src_was_running && vsm_qmp_run(c->src, "stop", NULL, QMP_MS))
-		return cerr(c, "source: %s", vsm_qmp_error(c->src));
-	if (set_phase(c, VSM_PH_STOPPED) || failpoint(c, "stopped"))
+	if (c->j.src_was_running && vsm_qmp_run(c->src, "stop", NULL, QMP_MS)) {
+		cerr(c, "source: %s", vsm_qmp_error(c->src));
+		goto undo;
+	}
+	if (failpoint(c, "stopped"))
 		goto undo;
 	for (int i = 0; i < c->srl.n; i++) {
 		struct vsm_ramblock *b = &c->srl.b[i];
@@ -1195,7 +1199,8 @@ static int recover(struct ctx *c)
 
 			p->rfd = p->src_r >= 0 ? syscall(SYS_pidfd_getfd, pidfd, p->src_r, 0) : -1;
 			p->wfd = p->src_w >= 0 ? syscall(SYS_pidfd_getfd, pidfd, p->src_w, 0) : -1;
-			if (p->rfd < 0 || p->wfd < 0) {
+			/* A backup pipe's write end lives in the destination. */
+			if (p->rfd < 0 || (p->wfd < 0 && !p->backup)) {
 				close(pidfd);
 				return cerr(c, "cannot fetch pipe %d from the source: %s", i,
 					    strerror(errno)), VSM_EXIT_ERROR;
