@@ -139,6 +139,8 @@ static void note(struct ctx *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+static bool proc_alive(pid_t pid, unsigned long long start);
+
 /* ---- failure injection for the tests (VSM_QEMU_FAILPOINT=name[:n]=action) */
 
 static void failpoint_init(struct ctx *c)
@@ -174,8 +176,7 @@ static int failpoint(struct ctx *c, const char *name)
 		if (c->dst_pid > 0) {
 			kill(c->dst_pid, SIGKILL);
 			/* Wait until it is really gone. */
-			for (int i = 0; i < 5000 && !kill(c->dst_pid, 0) &&
-			     vsm_proc_starttime(c->dst_pid); i++) {
+			for (int i = 0; i < 5000 && proc_alive(c->dst_pid, c->j.dst_start); i++) {
 				if (c->dst_child > 0 &&
 				    waitpid(c->dst_child, NULL, WNOHANG) == c->dst_child)
 					break;
@@ -210,19 +211,23 @@ static uint64_t rss_of(pid_t pid)
 	return kb * 1024;
 }
 
-/* Source + destination + this tool, plus pages held only by pipes. */
+/*
+ * Source + destination + this tool, plus the pages held only by pipes
+ * (given, not yet taken: the backup pipes reference pages the destination
+ * maps).  At most every 2 ms.
+ */
 static void sample_mem(struct ctx *c)
 {
-	uint64_t m = rss_of(c->src_pid) + rss_of(c->dst_pid) + rss_of(getpid());
+	static double last;
+	double t = now_ms();
+	uint64_t m;
 
-	for (int i = 0; i < c->x.npipes; i++) {
-		/* Backup pipes reference pages the destination maps. */
-		long long b = c->x.pipes[i].backup ? 0 :
-			      vsm_xfer_pipe_bytes(&c->x.pipes[i]);
-
-		if (b > 0)
-			m += b;
-	}
+	if (t - last < 2 && c->peak_mem)
+		return;
+	last = t;
+	m = rss_of(c->src_pid) + rss_of(c->dst_pid) + rss_of(getpid());
+	if (c->x.given_total > c->x.taken_total)
+		m += c->x.given_total - c->x.taken_total;
 	if (m > c->peak_mem)
 		c->peak_mem = m;
 }
@@ -1451,6 +1456,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	failpoint_init(c);
 	c->t0 = now_ms();
+	c->j.fd = -1;
 	if (c->o.recover) {
 		status = recover(c);
 		if (status != VSM_EXIT_OK && status != VSM_EXIT_ROLLED_BACK)
@@ -1497,6 +1503,7 @@ out:
 		report(c, status);
 	vsm_qmp_close(c->src);
 	vsm_qmp_close(c->dst);
+	vsm_journal_close(&c->j);
 	vsm_xfer_free(&c->x);
 	free(c->stream);
 	vsm_ram_free(&c->srl);

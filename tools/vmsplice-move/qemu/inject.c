@@ -108,13 +108,6 @@ static void set_err(struct vsm_victim *v, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -125,26 +118,47 @@ static long now_ms(void)
 
 /*
  * Wait for a state change of @tid, at most WAIT_MS: a thread that never
- * stops (stuck in uninterruptible sleep) is an error, not a hang.
- * Returns 1 with *status, 0 on timeout, -1 on error.
+ * stops (stuck in uninterruptible sleep) is an error, not a hang.  Sleeps
+ * in sigtimedwait() for the SIGCHLD a tracee's stop sends its tracer;
+ * SIGCHLD is blocked only while waiting, and checked for with waitpid()
+ * after blocking, so no stop is missed.  Returns 1 with *status, 0 on
+ * timeout, -1 on error.
  */
 static int wait_tid(pid_t tid, int *status)
 {
-	long deadline = now_ms() + WAIT_MS, us = 20;
+	long deadline = now_ms() + WAIT_MS;
+	sigset_t chld, old;
+	int ret;
 
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
 	for (;;) {
 		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+		long left = deadline - now_ms();
+		struct timespec ts;
 
-		if (r == tid)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (now_ms() > deadline)
-			return 0;
-		sleep_us(us);
-		if (us < 1000)
-			us *= 2;
+		if (r == tid) {
+			ret = 1;
+			break;
+		}
+		if (r < 0 && errno != EINTR) {
+			ret = -1;
+			break;
+		}
+		if (left <= 0) {
+			ret = 0;
+			break;
+		}
+		/* Wake up now and then anyway: another thread may reap. */
+		if (left > 50)
+			left = 50;
+		ts.tv_sec = 0;
+		ts.tv_nsec = left * 1000000;
+		sigtimedwait(&chld, NULL, &ts);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return ret;
 }
 
 static struct vsm_thread *find_thread(struct vsm_victim *v, pid_t tid)

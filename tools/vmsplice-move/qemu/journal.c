@@ -56,17 +56,13 @@ unsigned long long vsm_proc_starttime(pid_t pid)
 #define JI(v) json_object_new_int64((int64_t)(v))
 #define JS(v) json_object_new_string(v)
 
-int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x)
+static int header(struct vsm_journal *j, const struct vsm_xfer *x)
 {
-	struct json_object *o = json_object_new_object(), *bl, *pl;
-	char tmp[600];
+	struct json_object *o = json_object_new_object(), *bl;
 	const char *s;
-	int fd, ret = -1;
+	int ret = 0;
 
-	if (!j->path[0])
-		return 0;
-	JADD(o, "version", JI(1));
-	JADD(o, "phase", JS(vsm_phase_name(j->phase)));
+	JADD(o, "version", JI(2));
 	JADD(o, "src_pid", JI(j->src_pid));
 	JADD(o, "src_start", JI(j->src_start));
 	JADD(o, "dst_pid", JI(j->dst_pid));
@@ -74,10 +70,7 @@ int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x)
 	JADD(o, "src_qmp", JS(j->src_qmp));
 	JADD(o, "dst_qmp", JS(j->dst_qmp));
 	JADD(o, "src_was_running", json_object_new_boolean(j->src_was_running));
-	JADD(o, "old_bandwidth", JI(j->old_bandwidth));
 	JADD(o, "unmap", json_object_new_boolean(x->unmap));
-	JADD(o, "src_pidfd", JI(x->src_pidfd));
-	JADD(o, "backed_up", json_object_new_boolean(x->backed_up));
 	bl = json_object_new_array();
 	for (int i = 0; i < x->nblocks; i++) {
 		struct json_object *b = json_object_new_object();
@@ -89,46 +82,109 @@ int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x)
 		json_object_array_add(bl, b);
 	}
 	JADD(o, "blocks", bl);
-	pl = json_object_new_array();
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (j->fd < 0 || dprintf(j->fd, "H %s\n", s) < 0)
+		ret = -1;
+	json_object_put(o);
+	j->started = true;
+	j->w_phase = (enum vsm_phase)-1;
+	j->w_bandwidth = -1;
+	j->w_pidfd = -1;
+	return ret;
+}
+
+#define EMIT(...) do { n += snprintf(buf + n, sizeof(buf) - n, __VA_ARGS__); \
+		if (n > (int)sizeof(buf) - 128 && flush(j, buf, &n)) return -1; } while (0)
+
+static int flush(struct vsm_journal *j, char *buf, int *n)
+{
+	int r = *n ? (write(j->fd, buf, *n) == *n ? 0 : -1) : 0;
+
+	*n = 0;
+	return r;
+}
+
+int vsm_journal_write(struct vsm_journal *j, const struct vsm_xfer *x)
+{
+	char buf[8192];
+	int n = 0;
+
+	if (!j->path[0])
+		return 0;
+	if (!j->started && header(j, x))
+		return -1;
+	if (j->w_phase != j->phase) {
+		EMIT("P %s\n", vsm_phase_name(j->phase));
+		j->w_phase = j->phase;
+	}
+	if (j->w_bandwidth != j->old_bandwidth) {
+		EMIT("W %lld\n", j->old_bandwidth);
+		j->w_bandwidth = j->old_bandwidth;
+	}
+	if (j->w_pidfd != x->src_pidfd) {
+		EMIT("F %ld\n", x->src_pidfd);
+		j->w_pidfd = x->src_pidfd;
+	}
+	if (x->npipes > j->w_cap) {
+		struct vsm_jpipe *w = realloc(j->w, x->cappipes * sizeof(*w));
+
+		if (!w)
+			return -1;
+		memset(w + j->w_cap, 0, (x->cappipes - j->w_cap) * sizeof(*w));
+		j->w = w;
+		j->w_cap = x->cappipes;
+	}
 	for (int i = 0; i < x->npipes; i++) {
 		const struct vsm_xpipe *p = &x->pipes[i];
-		struct json_object *po = json_object_new_object(), *sg;
+		struct vsm_jpipe *w = &j->w[i];
 
-		JADD(po, "src_r", JI(p->src_r));
-		JADD(po, "src_w", JI(p->src_w));
-		JADD(po, "given", JI(p->given));
-		JADD(po, "taken", JI(p->taken));
-		JADD(po, "a_start", JI(p->a_start));
-		JADD(po, "back", JI(p->back));
-		JADD(po, "backup", json_object_new_boolean(p->backup));
-		JADD(po, "next_block", JI(p->next_block));
-		JADD(po, "next_off", JI(p->next_off));
-		sg = json_object_new_array();
-		for (int k = 0; k < p->nseg; k++) {
-			struct json_object *t = json_object_new_array();
-
-			json_object_array_add(t, JI(p->seg[k].block));
-			json_object_array_add(t, JI(p->seg[k].off));
-			json_object_array_add(t, JI(p->seg[k].len));
-			json_object_array_add(sg, t);
+		if (i >= j->w_npipes) {
+			EMIT("N %d %d %d %d\n", i, p->src_r, p->src_w, p->backup);
+			w->next_block = -1;
+			j->w_npipes = i + 1;
 		}
-		JADD(po, "segs", sg);
-		json_object_array_add(pl, po);
+		if (p->nseg < w->nseg)
+			w->nseg = 0;	/* the ledger was emptied: rewrite */
+		for (int k = w->nseg ? w->nseg - 1 : 0; k < p->nseg; k++) {
+			if (k == w->nseg - 1 && p->seg[k].len == w->last_len)
+				continue;
+			EMIT("S %d %d %d %llu %llu\n", i, k, p->seg[k].block,
+			     (unsigned long long)p->seg[k].off,
+			     (unsigned long long)p->seg[k].len);
+		}
+		if (p->nseg != w->nseg || (p->nseg && p->seg[p->nseg - 1].len != w->last_len))
+			EMIT("L %d %d\n", i, p->nseg);
+		w->nseg = p->nseg;
+		w->last_len = p->nseg ? p->seg[p->nseg - 1].len : 0;
+#define FIELD(tag, f) if (w->f != p->f) { EMIT(tag " %d %llu\n", i, (unsigned long long)p->f); w->f = p->f; }
+		FIELD("G", given)
+		FIELD("T", taken)
+		FIELD("A", a_start)
+		FIELD("B", back)
+#undef FIELD
+		if (w->next_block != p->next_block || w->next_off != p->next_off) {
+			EMIT("I %d %d %llu\n", i, p->next_block,
+			     (unsigned long long)p->next_off);
+			w->next_block = p->next_block;
+			w->next_off = p->next_off;
+		}
 	}
-	JADD(o, "pipes", pl);
-	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		size_t n = strlen(s);
+	if (j->w_backed_up != x->backed_up) {
+		EMIT("K %d\n", x->backed_up);
+		j->w_backed_up = x->backed_up;
+	}
+	return flush(j, buf, &n);
+}
 
-		if (write(fd, s, n) == (ssize_t)n && !close(fd))
-			ret = rename(tmp, j->path);
-		else
-			close(fd);
-	}
-	json_object_put(o);
-	return ret;
+void vsm_journal_close(struct vsm_journal *j)
+{
+	if (j->started && j->fd >= 0)
+		close(j->fd);
+	j->started = false;
+	free(j->w);
+	j->w = NULL;
+	j->w_cap = j->w_npipes = 0;
 }
 
 static int64_t jint(struct json_object *o, const char *k, int64_t dflt)
@@ -145,90 +201,161 @@ static const char *jstr(struct json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
 }
 
+static struct vsm_xpipe *jpipe(struct vsm_xfer *x, int i)
+{
+	if (i < 0 || i > 1 << 20)
+		return NULL;
+	if (i >= x->cappipes) {
+		int cap = i + 16;
+		struct vsm_xpipe *np = realloc(x->pipes, cap * sizeof(*np));
+
+		if (!np)
+			return NULL;
+		memset(np + x->cappipes, 0, (cap - x->cappipes) * sizeof(*np));
+		x->pipes = np;
+		x->cappipes = cap;
+	}
+	if (i >= x->npipes) {
+		for (int k = x->npipes; k <= i; k++) {
+			x->pipes[k].rfd = x->pipes[k].wfd = -1;
+			x->pipes[k].src_r = x->pipes[k].src_w = -1;
+			x->pipes[k].dst_r = x->pipes[k].dst_w = -1;
+			x->pipes[k].next_block = -1;
+		}
+		x->npipes = i + 1;
+	}
+	return &x->pipes[i];
+}
+
 int vsm_journal_read(const char *path, struct vsm_journal *j,
 		     struct vsm_xfer *x, char *err, size_t errlen)
 {
-	struct json_object *o = json_object_from_file(path), *bl, *pl, *v;
-	const char *ph;
+	FILE *f = fopen(path, "r");
+	struct json_object *o, *bl, *v;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int ret = -1, lineno = 0;
 
 	memset(j, 0, sizeof(*j));
-	if (!o) {
-		snprintf(err, errlen, "cannot read journal %s", path);
-		return -1;
-	}
-	if (jint(o, "version", 0) != 1 ||
-	    !json_object_object_get_ex(o, "blocks", &bl) ||
-	    !json_object_object_get_ex(o, "pipes", &pl)) {
-		snprintf(err, errlen, "journal %s: not understood", path);
-		json_object_put(o);
+	j->fd = -1;
+	if (!f) {
+		snprintf(err, errlen, "cannot read journal %s: %s", path, strerror(errno));
 		return -1;
 	}
 	snprintf(j->path, sizeof(j->path), "%s", path);
-	ph = jstr(o, "phase");
-	j->phase = VSM_PH_PREFLIGHT;
-	for (int i = 0; i <= VSM_PH_ROLLED_BACK; i++)
-		if (!strcmp(ph, phase_names[i]))
-			j->phase = i;
-	j->src_pid = jint(o, "src_pid", 0);
-	j->dst_pid = jint(o, "dst_pid", 0);
-	j->src_start = jint(o, "src_start", 0);
-	j->dst_start = jint(o, "dst_start", 0);
-	snprintf(j->src_qmp, sizeof(j->src_qmp), "%s", jstr(o, "src_qmp"));
-	snprintf(j->dst_qmp, sizeof(j->dst_qmp), "%s", jstr(o, "dst_qmp"));
-	j->src_was_running = json_object_object_get_ex(o, "src_was_running", &v) &&
-			     json_object_get_boolean(v);
-	j->old_bandwidth = jint(o, "old_bandwidth", -1);
-	x->unmap = json_object_object_get_ex(o, "unmap", &v) &&
-		   json_object_get_boolean(v);
-	x->src_pidfd = jint(o, "src_pidfd", -1);
-	x->backed_up = json_object_object_get_ex(o, "backed_up", &v) &&
-		       json_object_get_boolean(v);
-	x->nblocks = json_object_array_length(bl);
-	x->blocks = calloc(x->nblocks ? x->nblocks : 1, sizeof(*x->blocks));
-	for (int i = 0; i < x->nblocks; i++) {
-		struct json_object *b = json_object_array_get_idx(bl, i);
+	j->old_bandwidth = -1;
+	x->src_pidfd = -1;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		unsigned long long a, b, c;
+		int i, k, blk;
+		struct vsm_xpipe *p;
 
-		snprintf(x->blocks[i].name, sizeof(x->blocks[i].name), "%s",
-			 jstr(b, "name"));
-		x->blocks[i].src = jint(b, "src", 0);
-		x->blocks[i].dst = jint(b, "dst", 0);
-		x->blocks[i].len = jint(b, "len", 0);
-	}
-	x->npipes = x->cappipes = json_object_array_length(pl);
-	x->pipes = calloc(x->npipes ? x->npipes : 1, sizeof(*x->pipes));
-	for (int i = 0; i < x->npipes; i++) {
-		struct json_object *po = json_object_array_get_idx(pl, i), *sg;
-		struct vsm_xpipe *p = &x->pipes[i];
-
-		p->rfd = p->wfd = -1;
-		p->dst_r = p->dst_w = -1;
-		p->src_r = jint(po, "src_r", -1);
-		p->src_w = jint(po, "src_w", -1);
-		p->given = jint(po, "given", 0);
-		p->taken = jint(po, "taken", 0);
-		p->a_start = jint(po, "a_start", 0);
-		p->back = jint(po, "back", 0);
-		p->backup = json_object_object_get_ex(po, "backup", &v) &&
-			    json_object_get_boolean(v);
-		p->next_block = jint(po, "next_block", -1);
-		p->next_off = jint(po, "next_off", 0);
-		if (json_object_object_get_ex(po, "segs", &sg)) {
-			p->nseg = p->capseg = json_object_array_length(sg);
-			p->seg = calloc(p->nseg ? p->nseg : 1, sizeof(*p->seg));
-			for (int k = 0; k < p->nseg; k++) {
-				struct json_object *t = json_object_array_get_idx(sg, k);
-
-				p->seg[k].block = json_object_get_int64(json_object_array_get_idx(t, 0));
-				p->seg[k].off = json_object_get_int64(json_object_array_get_idx(t, 1));
-				p->seg[k].len = json_object_get_int64(json_object_array_get_idx(t, 2));
-				if (p->seg[k].block < 0 || p->seg[k].block >= x->nblocks) {
-					snprintf(err, errlen, "journal %s: bad segment", path);
-					json_object_put(o);
-					return -1;
-				}
+		lineno++;
+		if (line[len - 1] != '\n')
+			break;	/* cut short by a crash: the step did not happen */
+		line[len - 1] = 0;
+		if (lineno == 1) {
+			if (strncmp(line, "H ", 2) || !(o = json_tokener_parse(line + 2)) ||
+			    jint(o, "version", 0) != 2 ||
+			    !json_object_object_get_ex(o, "blocks", &bl)) {
+				snprintf(err, errlen, "journal %s: not understood", path);
+				goto out;
 			}
+			j->src_pid = jint(o, "src_pid", 0);
+			j->dst_pid = jint(o, "dst_pid", 0);
+			j->src_start = jint(o, "src_start", 0);
+			j->dst_start = jint(o, "dst_start", 0);
+			snprintf(j->src_qmp, sizeof(j->src_qmp), "%s", jstr(o, "src_qmp"));
+			snprintf(j->dst_qmp, sizeof(j->dst_qmp), "%s", jstr(o, "dst_qmp"));
+			j->src_was_running = json_object_object_get_ex(o, "src_was_running", &v) &&
+					     json_object_get_boolean(v);
+			x->unmap = json_object_object_get_ex(o, "unmap", &v) &&
+				   json_object_get_boolean(v);
+			x->nblocks = json_object_array_length(bl);
+			x->blocks = calloc(x->nblocks ? x->nblocks : 1, sizeof(*x->blocks));
+			for (int n = 0; n < x->nblocks; n++) {
+				struct json_object *bo = json_object_array_get_idx(bl, n);
+
+				snprintf(x->blocks[n].name, sizeof(x->blocks[n].name), "%s",
+					 jstr(bo, "name"));
+				x->blocks[n].src = jint(bo, "src", 0);
+				x->blocks[n].dst = jint(bo, "dst", 0);
+				x->blocks[n].len = jint(bo, "len", 0);
+			}
+			json_object_put(o);
+			continue;
+		}
+		switch (line[0]) {
+		case 'P':
+			for (int n = 0; n <= VSM_PH_ROLLED_BACK; n++)
+				if (phase_names[n] && !strcmp(line + 2, phase_names[n]))
+					j->phase = n;
+			break;
+		case 'W':
+			j->old_bandwidth = atoll(line + 2);
+			break;
+		case 'F':
+			x->src_pidfd = atol(line + 2);
+			break;
+		case 'K':
+			x->backed_up = atoi(line + 2);
+			break;
+		case 'N':
+			if (sscanf(line + 2, "%d %llu %llu %llu", &i, &a, &b, &c) != 4 ||
+			    !(p = jpipe(x, i)))
+				goto bad;
+			p->src_r = (int)a;
+			p->src_w = (int)b;
+			p->backup = c;
+			break;
+		case 'S':
+			if (sscanf(line + 2, "%d %d %d %llu %llu", &i, &k, &blk, &a, &b) != 5 ||
+			    !(p = jpipe(x, i)) || k < 0 || k > p->nseg ||
+			    blk < 0 || blk >= x->nblocks)
+				goto bad;
+			if (k == p->nseg) {
+				struct vsm_seg *ns = realloc(p->seg, (k + 1) * sizeof(*ns));
+
+				if (!ns)
+					goto bad;
+				p->seg = ns;
+				p->nseg = p->capseg = k + 1;
+			}
+			p->seg[k] = (struct vsm_seg){ blk, a, b };
+			break;
+		case 'L':
+			if (sscanf(line + 2, "%d %d", &i, &k) != 2 || !(p = jpipe(x, i)) ||
+			    k < 0 || k > p->nseg)
+				goto bad;
+			p->nseg = k;
+			break;
+		case 'G': case 'T': case 'A': case 'B':
+			if (sscanf(line + 2, "%d %llu", &i, &a) != 2 || !(p = jpipe(x, i)))
+				goto bad;
+			*(line[0] == 'G' ? &p->given : line[0] == 'T' ? &p->taken :
+			  line[0] == 'A' ? &p->a_start : &p->back) = a;
+			break;
+		case 'I':
+			if (sscanf(line + 2, "%d %d %llu", &i, &blk, &a) != 3 || !(p = jpipe(x, i)))
+				goto bad;
+			p->next_block = blk;
+			p->next_off = a;
+			break;
+		default:
+			goto bad;
 		}
 	}
-	json_object_put(o);
-	return 0;
+	if (lineno < 1) {
+		snprintf(err, errlen, "journal %s is empty", path);
+		goto out;
+	}
+	ret = 0;
+	goto out;
+bad:
+	snprintf(err, errlen, "journal %s: line %d not understood", path, lineno);
+out:
+	free(line);
+	fclose(f);
+	return ret;
 }

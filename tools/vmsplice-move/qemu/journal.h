@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The hand-off journal: what a later `qemu-handoff --recover` needs to put
- * a source VM back together after this tool died.  Written (to a
- * temporary file, then renamed over the journal) before every step that
- * changes where guest pages are, and after it.
+ * a source VM back together after this tool died.  A header line (JSON:
+ * processes, blocks) and then one short line per change of the ledger,
+ * appended before every step that changes where guest pages are and after
+ * it, so writing it costs the same however many pipes there are.  A last
+ * line cut short by a crash is ignored.
  */
 #ifndef VSM_QEMU_JOURNAL_H
 #define VSM_QEMU_JOURNAL_H
@@ -39,10 +41,26 @@ struct vsm_journal {
 	char src_qmp[256], dst_qmp[256];
 	bool src_was_running;
 	long long old_bandwidth;	/* source max-bandwidth before, or -1 */
+	/* What has been written (to append only what changed). */
+	int fd;
+	bool started;
+	enum vsm_phase w_phase;
+	long long w_bandwidth;
+	long w_pidfd;
+	bool w_backed_up;
+	int w_npipes, w_cap;
+	struct vsm_jpipe {
+		int nseg;
+		uint64_t last_len, given, taken, a_start, back, next_off;
+		int next_block;
+	} *w;
 };
 
-/* Write @j and the ledger of @x; 0 or -1. */
-int vsm_journal_write(const struct vsm_journal *j, const struct vsm_xfer *x);
+/* Append what changed in @j and the ledger of @x; 0 or -1. */
+int vsm_journal_write(struct vsm_journal *j, const struct vsm_xfer *x);
+
+/* Close the journal file (not removing it). */
+void vsm_journal_close(struct vsm_journal *j);
 
 /*
  * Read a journal: @j and the ledger into @x (blocks, pipes with their fd
