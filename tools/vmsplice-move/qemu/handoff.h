@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * `vmsplice-move qemu-handoff`: replace the QEMU process under a running
- * VM without copying its RAM.  See Documentation/vmsplice-move-qemu.rst.
+ * VM without copying its RAM.  See tools/vmsplice-move/qemu/README.md.
  */
 #ifndef VSM_QEMU_HANDOFF_H
 #define VSM_QEMU_HANDOFF_H
