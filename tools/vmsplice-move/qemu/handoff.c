@@ -213,8 +213,8 @@ static uint64_t rss_of(pid_t pid)
 
 /*
  * Source + destination + this tool, plus the pages held only by pipes
- * (given, not yet taken: the backup pipes reference pages the destination
- * maps).  At most every 2 ms.
+ * (given, unmapped from the source and not yet taken; backup pipes only
+ * reference pages the destination maps).  At most every 2 ms.
  */
 static void sample_mem(struct ctx *c)
 {
@@ -226,8 +226,8 @@ static void sample_mem(struct ctx *c)
 		return;
 	last = t;
 	m = rss_of(c->src_pid) + rss_of(c->dst_pid) + rss_of(getpid());
-	if (c->x.given_total > c->x.taken_total)
-		m += c->x.given_total - c->x.taken_total;
+	if (c->x.unmapped_total > c->x.taken_total)
+		m += c->x.unmapped_total - c->x.taken_total;
 	if (m > c->peak_mem)
 		c->peak_mem = m;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -55,8 +56,10 @@ void vsm_xfer_init(struct vsm_xfer *x)
 {
 	memset(x, 0, sizeof(*x));
 	x->src_pidfd = x->dst_pidfd = -1;
+	x->src_sock = x->dst_sock = -1;
+	x->src_sock_tool = x->dst_sock_tool = -1;
 	x->pipe_size = 1 << 20;
-	x->pipes_per_batch = 8;
+	x->pipes_per_batch = 64;
 	x->sparse = true;
 }
 
@@ -69,6 +72,11 @@ void vsm_xfer_free(struct vsm_xfer *x)
 			close(x->pipes[i].wfd);
 		free(x->pipes[i].seg);
 	}
+	if (x->src_sock_tool >= 0)
+		close(x->src_sock_tool);
+	if (x->dst_sock_tool >= 0)
+		close(x->dst_sock_tool);
+	x->src_sock_tool = x->dst_sock_tool = -1;
 	free(x->pipes);
 	free(x->blocks);
 	x->pipes = NULL;
@@ -239,53 +247,208 @@ static int install_fd(struct vsm_xfer *x, struct vsm_victim *v, long *slot,
 	return (int)r;
 }
 
+#define FDS_PER_MSG 250
+
+/*
+ * Install our fds @fds[0..@n) into @v, in as few injected calls as the
+ * kernel allows: a socket pair whose one end goes over once with
+ * pidfd_getfd, then SCM_RIGHTS messages that @v receives with an injected
+ * recvmsg().  The fd numbers there go to @out.
+ */
+static int install_fds(struct vsm_xfer *x, struct vsm_victim *v, bool dst,
+		       const int *fds, int n, int *out)
+{
+	int *vsock = dst ? &x->dst_sock : &x->src_sock;
+	int *tsock = dst ? &x->dst_sock_tool : &x->src_sock_tool;
+	long *pidfd = dst ? &x->dst_pidfd : &x->src_pidfd;
+	size_t slen;
+	uint64_t sc = vsm_inject_scratch(v, &slen);
+
+	if (*vsock < 0) {
+		int sp[2];
+
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp))
+			return xerr(x, "socketpair: %s", strerror(errno));
+		*vsock = install_fd(x, v, pidfd, sp[1]);
+		close(sp[1]);
+		if (*vsock < 0) {
+			close(sp[0]);
+			return -1;
+		}
+		*tsock = sp[0];
+	}
+	for (int done = 0; done < n;) {
+		int k = n - done < FDS_PER_MSG ? n - done : FDS_PER_MSG;
+		union {
+			char buf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))];
+			struct cmsghdr align;
+		} cb;
+		char byte = 'F';
+		struct iovec iov = { &byte, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = cb.buf,
+				    .msg_controllen = CMSG_SPACE(k * sizeof(int)) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		/* The same message, as the victim will see it, in its scratch. */
+		struct {
+			struct msghdr m;
+			struct iovec iov;
+			char byte[8];
+		} rm;
+		uint64_t r_hdr = sc, r_ctl = sc + ((sizeof(rm) + 63) & ~63UL);
+		long r;
+
+		if (r_ctl + sizeof(cb) > sc + slen)
+			return xerr(x, "scratch too small for SCM_RIGHTS");
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(k * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds + done, k * sizeof(int));
+		if (sendmsg(*tsock, &m, MSG_NOSIGNAL) != 1)
+			return xerr(x, "sendmsg SCM_RIGHTS: %s", strerror(errno));
+		memset(&rm, 0, sizeof(rm));
+		rm.iov.iov_base = (void *)(uintptr_t)(r_hdr + offsetof(typeof(rm), byte));
+		rm.iov.iov_len = 1;
+		rm.m.msg_iov = (void *)(uintptr_t)(r_hdr + offsetof(typeof(rm), iov));
+		rm.m.msg_iovlen = 1;
+		rm.m.msg_control = (void *)(uintptr_t)r_ctl;
+		rm.m.msg_controllen = CMSG_SPACE(k * sizeof(int));
+		if (vsm_inject_write(v, r_hdr, &rm, sizeof(rm)))
+			return xerr(x, "writing into process %d: %s", vsm_inject_pid(v),
+				    strerror(errno));
+		r = vsm_inject(v, SYS_recvmsg, *vsock, r_hdr,
+			       MSG_DONTWAIT | MSG_CMSG_CLOEXEC, 0, 0, 0);
+		if (r != 1)
+			return xerr(x, "recvmsg in process %d: %s", vsm_inject_pid(v),
+				    r == -VSM_INJECT_FAILED ? vsm_inject_error(v) :
+				    strerror(-r));
+		if (vsm_inject_read(v, r_hdr, &rm, sizeof(rm)) ||
+		    vsm_inject_read(v, r_ctl, cb.buf, CMSG_SPACE(k * sizeof(int))))
+			return xerr(x, "reading from process %d: %s", vsm_inject_pid(v),
+				    strerror(errno));
+		cm = (struct cmsghdr *)cb.buf;
+		/* A victim out of fds gets a truncated message (MSG_CTRUNC). */
+		if ((rm.m.msg_flags & MSG_CTRUNC) || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len != CMSG_LEN(k * sizeof(int)))
+			return xerr(x, "process %d did not receive %d fds (out of file descriptors?)",
+				    vsm_inject_pid(v), k);
+		memcpy(out + done, CMSG_DATA(cm), k * sizeof(int));
+		done += k;
+	}
+	return 0;
+}
+
 static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src,
 		     struct vsm_victim *dst)
 {
-	for (int i = 0; i < x->pipes_per_batch; i++) {
-		struct vsm_xpipe *p;
-		int fds[2];
+	int first = x->npipes, n = x->pipes_per_batch;
+	int *fds = malloc(2 * n * sizeof(int)), *got = malloc(2 * n * sizeof(int));
+	int ret = -1;
 
-		if (x->npipes == x->cappipes) {
-			int cap = x->cappipes ? 2 * x->cappipes : 16;
-			struct vsm_xpipe *np = realloc(x->pipes, cap * sizeof(*np));
+	if (!fds || !got) {
+		xerr(x, "out of memory");
+		goto out;
+	}
+	if (x->npipes + n > x->cappipes) {
+		int cap = x->cappipes * 2 > x->npipes + n ? x->cappipes * 2 : x->npipes + n;
+		struct vsm_xpipe *np = realloc(x->pipes, cap * sizeof(*np));
 
-			if (!np)
-				return xerr(x, "out of memory");
-			x->pipes = np;
-			x->cappipes = cap;
+		if (!np) {
+			xerr(x, "out of memory");
+			goto out;
 		}
-		if (pipe2(fds, O_CLOEXEC))
-			return xerr(x, "pipe: %s", strerror(errno));
-		p = &x->pipes[x->npipes];
+		x->pipes = np;
+		x->cappipes = cap;
+	}
+	for (int i = 0; i < n; i++) {
+		struct vsm_xpipe *p = &x->pipes[x->npipes];
+		int pf[2];
+
+		if (pipe2(pf, O_CLOEXEC)) {
+			xerr(x, "pipe: %s", strerror(errno));
+			goto out;
+		}
 		memset(p, 0, sizeof(*p));
-		p->rfd = fds[0];
-		p->wfd = fds[1];
+		p->rfd = pf[0];
+		p->wfd = pf[1];
 		p->src_r = p->src_w = p->dst_r = p->dst_w = -1;
 		p->next_block = -1;
+		p->backup = dst != NULL;
 		x->npipes++;
 		/* As large as we may (root: past pipe-max-size). */
 		for (size_t sz = x->pipe_size; sz >= 16 * PAGE; sz /= 2) {
-			int got = fcntl(p->wfd, F_SETPIPE_SZ, (int)sz);
+			int r = fcntl(p->wfd, F_SETPIPE_SZ, (int)sz);
 
-			if (got > 0) {
-				x->pipe_size = got;
+			if (r > 0) {
+				x->pipe_size = r;
 				break;
 			}
 		}
-		p->backup = dst != NULL;
-		/* The source always holds the read end: it owns the pages. */
-		p->src_r = install_fd(x, src, &x->src_pidfd, p->rfd);
-		if (p->src_r < 0)
-			return -1;
-		if (dst)
-			p->dst_w = install_fd(x, dst, &x->dst_pidfd, p->wfd);
-		else
-			p->src_w = install_fd(x, src, &x->src_pidfd, p->wfd);
-		if (dst ? p->dst_w < 0 : p->src_w < 0)
-			return -1;
+		fds[i] = p->rfd;
+		fds[n + i] = p->wfd;
 	}
-	return hook(x, dst ? VSM_HOOK_TAKE : VSM_HOOK_GIVE);
+	/*
+	 * The source always holds the read ends: it owns the pages.  The
+	 * write ends go to whoever gives: the source, or for backup pipes
+	 * the destination.
+	 */
+	if (install_fds(x, src, false, fds, dst ? n : 2 * n, got))
+		goto out;
+	if (dst && install_fds(x, dst, true, fds + n, n, got + n))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		struct vsm_xpipe *p = &x->pipes[first + i];
+
+		p->src_r = got[i];
+		if (dst)
+			p->dst_w = got[n + i];
+		else
+			p->src_w = got[n + i];
+	}
+	ret = hook(x, dst ? VSM_HOOK_TAKE : VSM_HOOK_GIVE);
+out:
+	free(fds);
+	free(got);
+	return ret;
+}
+
+/* Install the read (@write false) or write ends of the pipes the
+ * destination needs for @what into it, all at once. */
+static int dst_ends(struct vsm_xfer *x, struct vsm_victim *dst, bool write)
+{
+	int *fds = malloc(x->npipes * sizeof(int)), *got = malloc(x->npipes * sizeof(int));
+	int *idx = malloc(x->npipes * sizeof(int)), n = 0, ret = -1;
+
+	if (!fds || !got || !idx) {
+		xerr(x, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < x->npipes; i++) {
+		struct vsm_xpipe *p = &x->pipes[i];
+
+		if (p->backup || !p->given || (write ? p->dst_w : p->dst_r) >= 0)
+			continue;
+		if ((write ? p->wfd : p->rfd) < 0) {
+			xerr(x, "pipe %d: no %s end here", i, write ? "write" : "read");
+			goto out;
+		}
+		idx[n] = i;
+		fds[n++] = write ? p->wfd : p->rfd;
+	}
+	if (n && install_fds(x, dst, true, fds, n, got))
+		goto out;
+	for (int k = 0; k < n; k++) {
+		if (write)
+			x->pipes[idx[k]].dst_w = got[k];
+		else
+			x->pipes[idx[k]].dst_r = got[k];
+	}
+	ret = 0;
+out:
+	free(fds);
+	free(got);
+	free(idx);
+	return ret;
 }
 
 static int append_seg(struct vsm_xfer *x, struct vsm_xpipe *p, int block,
@@ -339,6 +502,7 @@ static int give_run(struct vsm_xfer *x, uint64_t off, uint64_t len, void *arg)
 	const struct vsm_mblock *b = &x->blocks[g->block];
 	unsigned int flags = SPLICE_F_GIFT | SPLICE_F_NONBLOCK |
 			     (x->unmap ? SPLICE_F_UNMAP : 0);
+	uint64_t run_off = off, run_len = len;
 
 	while (len) {
 		struct vsm_xpipe *p;
@@ -366,19 +530,28 @@ static int give_run(struct vsm_xfer *x, uint64_t off, uint64_t len, void *arg)
 			return -1;
 		p->given += r;
 		x->given_total += r;
-		if (!x->unmap) {
-			/* Old kernel: drop our mapping, the pipe keeps the pages. */
-			long m = vsm_inject(g->src, SYS_madvise, b->src + off, r,
-					    MADV_DONTNEED, 0, 0, 0);
-
-			if (m)
-				return xerr(x, "madvise in the source: %s",
-					    why(g->src, m));
-		}
+		if (x->unmap)
+			x->unmapped_total += r;
 		off += r;
 		len -= r;
+		/* A short gift means a full pipe: no need to ask again. */
+		if (len)
+			g->cur++;
 		if (hook(x, VSM_HOOK_GIVE))
 			return -1;
+	}
+	if (!x->unmap) {
+		/*
+		 * Old kernel: drop the source's mapping of the whole run; the
+		 * pipes hold the pages.  (Killed before this, the source
+		 * keeps both: the return path drops its copy first.)
+		 */
+		long m = vsm_inject(g->src, SYS_madvise, b->src + run_off, run_len,
+				    MADV_DONTNEED, 0, 0, 0);
+
+		if (m)
+			return xerr(x, "madvise in the source: %s", why(g->src, m));
+		x->unmapped_total += run_len;
 	}
 	return 0;
 }
@@ -480,16 +653,7 @@ static int drop_segs(struct vsm_xfer *x, struct vsm_victim *v,
 
 int vsm_xfer_take(struct vsm_xfer *x, struct vsm_victim *dst)
 {
-	for (int i = 0; i < x->npipes; i++) {
-		struct vsm_xpipe *p = &x->pipes[i];
-
-		if (!p->backup && p->dst_r < 0 && p->given) {
-			p->dst_r = install_fd(x, dst, &x->dst_pidfd, p->rfd);
-			if (p->dst_r < 0)
-				return -1;
-		}
-	}
-	if (hook(x, VSM_HOOK_TAKE))
+	if (dst_ends(x, dst, false) || hook(x, VSM_HOOK_TAKE))
 		return -1;
 	/* Land on fresh memory: nothing of value is there yet. */
 	for (int b = 0; b < x->nblocks; b++) {
@@ -642,11 +806,8 @@ int vsm_xfer_return(struct vsm_xfer *x, struct vsm_victim *src,
 				   (unsigned long long)x->lost);
 			continue;
 		}
-		if (p->dst_w < 0) {
-			p->dst_w = install_fd(x, dst, &x->dst_pidfd, p->wfd);
-			if (p->dst_w < 0)
-				return -1;
-		}
+		if (p->dst_w < 0 && dst_ends(x, dst, true))
+			return -1;
 		while (p->back < p->taken) {
 			uint64_t pos = p->back;
 			long r;
@@ -673,7 +834,7 @@ done:
 			p->given = p->taken = p->a_start = p->back = 0;
 			p->nseg = 0;
 		}
-		x->given_total = x->taken_total = 0;
+		x->given_total = x->taken_total = x->unmapped_total = 0;
 		x->backed_up = false;
 	}
 	return ret;

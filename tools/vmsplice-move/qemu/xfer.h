@@ -77,8 +77,12 @@ struct vsm_xfer {
 	bool unmap;		/* the kernel has SPLICE_F_UNMAP */
 	bool sparse;		/* give only present (or swapped) pages */
 	long src_pidfd, dst_pidfd;	/* this tool's pidfd in each victim */
+	/* A datagram socket pair per victim, to pass fds with SCM_RIGHTS. */
+	int src_sock, dst_sock;		/* the victim's end (fd number there) */
+	int src_sock_tool, dst_sock_tool;	/* this tool's end */
 	uint64_t total;		/* bytes to give (present pages) */
 	uint64_t given_total, taken_total, returned_total;
+	uint64_t unmapped_total;	/* given and no longer mapped by the source */
 	uint64_t lost;		/* bytes that could not be returned */
 	bool backed_up;		/* backup pipes cover everything taken */
 	uint64_t backup_total;
