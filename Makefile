@@ -31,7 +31,7 @@ TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
 
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo bench bench-handoff clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo demo-handoff bench bench-handoff clean distclean
 
 all: kernel-debug tests tools
 
@@ -116,6 +116,11 @@ bench-handoff: deps kernel-bench
 	@$(MAKE) --no-print-directory tools tests
 	@tests/vm/run --kernel bench --mem 6144 --timeout 3600 -- \
 		tools/vmsplice-move/qemu/bench-handoff $(TOOLBIN) $(QEMU_GUEST) $(HANDOFF_MIB)
+# The hand-off as a demo, on the bench kernel (make demo can call it).
+demo-handoff: deps kernel-bench
+	@$(MAKE) --no-print-directory tools tests
+	@tests/vm/run --kernel bench --mem 2048 -- \
+		tools/vmsplice-move/qemu/demo-handoff $(TOOLBIN) $(QEMU_GUEST) $(DEMO_MIB)
 # ---- end of the QEMU hand-off block --------------------------------------
 
 check: deps

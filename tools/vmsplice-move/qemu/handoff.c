@@ -88,7 +88,7 @@ struct ctx {
 	/* times (ms, CLOCK_MONOTONIC) */
 	double t0, t_stop, t_given, t_migrated, t_taken, t_loaded, t_cont, t_end;
 	uint64_t guest_ram, copied_blocks_bytes, stream_bytes;
-	uint64_t peak_mem;
+	uint64_t peak_mem, overhead;
 	struct counters c0, c1;
 	const char *fail_name;
 	int fail_count;
@@ -637,6 +637,12 @@ static int preflight(struct ctx *c)
 		return cerr(c, "%s", c->x.err);
 	if (fd_budget(c))
 		return -1;
+	/* What the two QEMUs and this tool hold besides the guest's pages. */
+	{
+		uint64_t all = rss_of(c->src_pid) + rss_of(c->dst_pid) + rss_of(getpid());
+
+		c->overhead = all > c->x.total ? all - c->x.total : 0;
+	}
 	return failpoint(c, "preflight");
 }
 
@@ -1334,6 +1340,10 @@ static void report(struct ctx *c, int status)
 		json_object_object_add(o, "peak_memory_bytes", json_object_new_int64(c->peak_mem));
 		json_object_object_add(o, "peak_memory_ratio",
 				       json_object_new_double(c->guest_ram ? (double)c->peak_mem / c->guest_ram : 0));
+		json_object_object_add(o, "qemu_overhead_bytes", json_object_new_int64(c->overhead));
+		json_object_object_add(o, "peak_over_overhead_ratio",
+				       json_object_new_double(c->guest_ram && c->peak_mem > c->overhead ?
+							      (double)(c->peak_mem - c->overhead) / c->guest_ram : 0));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 		json_object_put(o);
 		return;
@@ -1361,8 +1371,10 @@ static void report(struct ctx *c, int status)
 		       c->x.given_total / MIB);
 	printf("QEMU stream   %8.1f MiB (device state, small blocks, zero-page records)\n",
 	       c->stream_bytes / MIB);
-	printf("peak memory   %8.1f MiB = %.2f x guest RAM (source + destination + tool RSS + pipes)\n",
-	       c->peak_mem / MIB, c->guest_ram ? (double)c->peak_mem / c->guest_ram : 0);
+	printf("peak memory   %8.1f MiB (source + destination + tool RSS + pipes) = %.1f MiB of QEMU overhead + %.2f x guest RAM\n",
+	       c->peak_mem / MIB, c->overhead / MIB,
+	       c->guest_ram && c->peak_mem > c->overhead ?
+	       (double)(c->peak_mem - c->overhead) / c->guest_ram : 0);
 }
 
 /* ---- command line */
