@@ -456,6 +456,9 @@ TEST_F_TIMEOUT(vm, killed_give, 600) { killed_at(_metadata, self, "give:2=kill-s
 TEST_F_TIMEOUT(vm, killed_migrated, 600) { killed_at(_metadata, self, "migrated=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_take, 600) { killed_at(_metadata, self, "take:2=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_taken, 600) { killed_at(_metadata, self, "taken=kill-self", false); }
+/* Killed after a vmsplice and before its journal line: the pipes say more. */
+TEST_F_TIMEOUT(vm, killed_give_unjournaled, 600) { killed_at(_metadata, self, "pre-give:3=kill-self", false); }
+TEST_F_TIMEOUT(vm, killed_take_unjournaled, 600) { killed_at(_metadata, self, "pre-take:2=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_loaded, 600) { killed_at(_metadata, self, "loaded=kill-self", true); }
 
 /* ... and at a random instant (seeded; the seed is printed). */

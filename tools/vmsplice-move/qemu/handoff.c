@@ -269,7 +269,13 @@ static int xfer_hook(struct vsm_xfer *x, enum vsm_xfer_hook what, void *arg)
 	uint64_t done = what == VSM_HOOK_GIVE ? x->given_total :
 			what == VSM_HOOK_TAKE ? x->taken_total : x->returned_total;
 
+	char pre[16];
+
 	sample_mem(c);
+	/* Tests: die with the journal one step behind the pipes. */
+	snprintf(pre, sizeof(pre), "pre-%s", names[what]);
+	if (failpoint(c, pre))
+		return -1;
 	if (vsm_journal_write(&c->j, x))
 		return cerr(c, "cannot write the journal %s: %s", c->j.path,
 			    strerror(errno));
