@@ -86,7 +86,7 @@ struct ctx {
 	struct vsm_stream_stats sst;
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
-	double t0, t_stop, t_given, t_migrated, t_taken, t_loaded, t_cont, t_end;
+	double t0, t_stop, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
 	uint64_t guest_ram, copied_blocks_bytes, stream_bytes;
 	uint64_t peak_mem, overhead;
 	struct counters c0, c1;
@@ -1049,6 +1049,8 @@ static int handoff(struct ctx *c)
 			}
 	}
 
+	c->t_verified = now_ms();
+
 	/* give */
 	if (set_phase(c, VSM_PH_GIVE) || seize(c, c->src_pid, "source", &v))
 		goto undo;
@@ -1081,6 +1083,7 @@ static int handoff(struct ctx *c)
 		vsm_inject_release(v);
 		goto undo;
 	}
+	c->t_moved = now_ms();
 	if (c->o.backup) {
 		struct vsm_victim *sv = NULL;
 
@@ -1342,6 +1345,9 @@ static void report(struct ctx *c, int status)
 			json_object_object_add(o, "give_ms", json_object_new_double(c->t_given - c->t_stop));
 			json_object_object_add(o, "migrate_ms", json_object_new_double(c->t_migrated - c->t_given));
 			json_object_object_add(o, "take_ms", json_object_new_double(c->t_taken - c->t_migrated));
+			json_object_object_add(o, "verify_ms", json_object_new_double(c->t_verified - c->t_stop));
+			json_object_object_add(o, "backup_ms", json_object_new_double(c->t_taken - c->t_moved));
+			json_object_object_add(o, "load_ms", json_object_new_double(c->t_loaded - c->t_taken));
 		}
 		json_object_object_add(o, "peak_memory_bytes", json_object_new_int64(c->peak_mem));
 		json_object_object_add(o, "peak_memory_ratio",
@@ -1365,9 +1371,12 @@ static void report(struct ctx *c, int status)
 	printf("guest RAM     %8.1f MiB in %d block(s) handed over, %.1f MiB in small blocks left to QEMU\n",
 	       c->guest_ram / MIB - c->copied_blocks_bytes / MIB, c->x.nblocks,
 	       c->copied_blocks_bytes / MIB);
-	printf("downtime      %8.1f ms  (source stop -> destination cont; give %.1f, migrate %.1f, take %.1f)\n",
-	       downtime, c->t_given - c->t_stop, c->t_migrated - c->t_given,
-	       c->t_taken - c->t_migrated);
+	printf("downtime      %8.1f ms  (source stop -> destination cont)\n", downtime);
+	printf("  of which    check %.1f, give %.1f, migrate %.1f, take %.1f, backup %.1f, load %.1f, cont %.1f ms\n",
+	       c->t_verified - c->t_stop, c->t_given - c->t_verified,
+	       c->t_migrated - c->t_given, c->t_moved - c->t_migrated,
+	       c->t_taken - c->t_moved, c->t_loaded - c->t_taken,
+	       c->t_cont - c->t_loaded);
 	printf("total         %8.1f ms\n", total);
 	if (counters)
 		printf("pages         %8.1f MiB given: %.1f MiB moved, %.1f MiB zero, %.1f MiB copied (kernel counters, system-wide)\n",
