@@ -314,6 +314,25 @@ static bool next_map(FILE *f, struct map_ent *m)
 	return false;
 }
 
+/* Start time of @pid (/proc/PID/stat field 22), 0 if unknown. */
+static unsigned long long proc_start(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &st) != 1)
+		st = 0;
+	fclose(f);
+	return st;
+}
+
 static uint64_t find_bytes(pid_t pid, const struct map_ent *m,
 			   const uint8_t *pat, size_t plen)
 {
@@ -341,11 +360,19 @@ static uint64_t find_bytes(pid_t pid, const struct map_ent *m,
  */
 static int find_gadgets(struct vsm_victim *v)
 {
+	/* One search per process: its code does not move. */
+	static struct { pid_t pid; unsigned long long start; uint64_t sys, rest; } cache;
+	unsigned long long start = proc_start(v->pid);
 	static const uint8_t sys_ret[] = { 0x0f, 0x05, 0xc3 };
 	static const uint8_t restore[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
 					   0x00, 0x0f, 0x05 };
 	struct map_ent m;
 
+	if (start && cache.pid == v->pid && cache.start == start) {
+		v->gadget_syscall = cache.sys;
+		v->gadget_restore = cache.rest;
+		return 0;
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		FILE *f = open_maps(v->pid);
 
@@ -367,8 +394,13 @@ static int find_gadgets(struct vsm_victim *v)
 							       sizeof(restore));
 		}
 		fclose(f);
-		if (v->gadget_syscall && v->gadget_restore)
+		if (v->gadget_syscall && v->gadget_restore) {
+			cache.pid = v->pid;
+			cache.start = start;
+			cache.sys = v->gadget_syscall;
+			cache.rest = v->gadget_restore;
 			return 0;
+		}
 	}
 	set_err(v, "no \"syscall; ret\" or rt_sigreturn trampoline in the executable memory of %d",
 		v->pid);

@@ -338,10 +338,24 @@ static int install_fds(struct vsm_xfer *x, struct vsm_victim *v, bool dst,
 	return 0;
 }
 
-static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src,
-		     struct vsm_victim *dst)
+/*
+ * Enough pipes for @bytes more of 4 KiB pages (the worst case: a THP
+ * takes one slot only on the move path), at most pipes_per_batch.
+ */
+static int batch_for(const struct vsm_xfer *x, uint64_t bytes)
 {
-	int first = x->npipes, n = x->pipes_per_batch;
+	uint64_t per = x->pipe_size ? x->pipe_size : PAGE;
+	uint64_t n = (bytes + per - 1) / per;
+
+	if (n < 1)
+		n = 1;
+	return n < (uint64_t)x->pipes_per_batch ? (int)n : x->pipes_per_batch;
+}
+
+static int new_pipes(struct vsm_xfer *x, struct vsm_victim *src,
+		     struct vsm_victim *dst, uint64_t bytes)
+{
+	int first = x->npipes, n = batch_for(x, bytes);
 	int *fds = malloc(2 * n * sizeof(int)), *got = malloc(2 * n * sizeof(int));
 	int ret = -1;
 
@@ -508,7 +522,9 @@ static int give_run(struct vsm_xfer *x, uint64_t off, uint64_t len, void *arg)
 		struct vsm_xpipe *p;
 		long r;
 
-		if (g->cur >= x->npipes && new_pipes(x, g->src, NULL))
+		if (g->cur >= x->npipes &&
+		    new_pipes(x, g->src, NULL, x->total > x->given_total ?
+			      x->total - x->given_total : len))
 			return -1;
 		p = &x->pipes[g->cur];
 		p->next_block = g->block;
@@ -724,7 +740,9 @@ int vsm_xfer_backup(struct vsm_xfer *x, struct vsm_victim *src,
 				struct vsm_xpipe *p;
 				long r;
 
-				if (cur >= x->npipes && new_pipes(x, src, dst))
+				if (cur >= x->npipes &&
+				    new_pipes(x, src, dst, x->taken_total > x->backup_total ?
+					      x->taken_total - x->backup_total : sg.len))
 					return -1;
 				p = &x->pipes[cur];
 				r = vmsplice_in(dst, p->dst_w,
