@@ -97,7 +97,7 @@ tests: $(QEMU_TESTS) $(QEMU_GUEST)
 
 $(QEMU_TOOL): $(QEMU_SRCS) $(QEMU_DIR)/main.c $(QEMU_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $(QEMU_SRCS) $(QEMU_DIR)/main.c -ljson-c
+	$(CC) $(TOOL_CFLAGS) -DVSM_QEMU_STANDALONE -o $@ $(QEMU_SRCS) $(QEMU_DIR)/main.c -ljson-c
 
 $(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c $(QEMU_DIR)/inject.h | $(KHDR)
 	@mkdir -p $(dir $@)
