@@ -21,17 +21,9 @@ LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
 LIB_HDRS   := $(wildcard tests/lib/*.h)
 
-# tools/vmsplice-move: the library, the demo and the benchmark
-TOOLDIR    := tools/vmsplice-move
-TOOLBIN    := $(BUILD)/tools
-VSM_LIB    := $(TOOLBIN)/libvmsplice-move.a
-VSM_HDRS   := $(wildcard $(TOOLDIR)/lib/*.h)
-TOOL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -isystem $(KHDR)
-TOOL_PROGS := $(TOOLBIN)/vmsplice-handoff $(TOOLBIN)/vmsplice-bench
-
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests tools check demo demo-handoff bench bench-handoff clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests check check-big demo bench clean distclean
 
 all: kernel-debug tests tools
 
@@ -62,28 +54,28 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-tools: $(TOOL_PROGS)
+# ---- tools/vmsplice-move (library, command, install): its own file ----
+include tools/vmsplice-move/tool.mk
+# ---- end tools/vmsplice-move ----
 
-$(TOOLBIN)/lib/%.o: $(TOOLDIR)/lib/%.c $(VSM_HDRS) | $(KHDR)
+# ---- mremap(MREMAP_DUP): the snapshot helpers' test, the benchmark ----
+# The test of vsm_snapshot() links the library.
+$(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_A) $(VSM_LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_A) $(VSM_LIBS) $(LDLIBS)
 
-$(VSM_LIB): $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(wildcard $(TOOLDIR)/lib/*.c))
-	$(AR) rcs $@ $^
-
-$(TOOLBIN)/vmsplice-handoff: $(TOOLDIR)/demo/handoff.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
-
-$(TOOLBIN)/vmsplice-bench: $(TOOLDIR)/bench/vmsplice_bench.c $(VSM_LIB) $(VSM_HDRS)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_LIB)
+# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE.
+tools: $(TOOLBIN)/dup-bench
+$(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_A) $(VSM_LIBS)
+# ---- end mremap(MREMAP_DUP) ----
 
 # ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
-# vmsplice-move-qemu (the qemu-handoff command, standalone for now), its
-# tests, and the freestanding multiboot guest they boot under QEMU.
+# `vmsplice-move qemu-handoff` is linked into the command by tool.mk
+# (tools/vmsplice-move/qemu/*.c); here: its tests, the freestanding
+# multiboot guest they boot under QEMU, the benchmark and the demo.
 QEMU_DIR    := $(TOOLDIR)/qemu
-QEMU_SRCS   := $(filter-out $(QEMU_DIR)/main.c,$(wildcard $(QEMU_DIR)/*.c))
-QEMU_HDRS   := $(wildcard $(QEMU_DIR)/*.h)
-QEMU_TOOL   := $(TOOLBIN)/vmsplice-move-qemu
 QEMU_GUEST  := $(TESTBIN)/qemu/guest.elf
 QEMU_TESTS  := $(TESTBIN)/qemu_handoff_inject $(TESTBIN)/qemu_handoff
 GUEST_CFLAGS := -m32 -ffreestanding -fno-pie -no-pie -nostdlib -static -O2 \
@@ -92,20 +84,17 @@ GUEST_CFLAGS := -m32 -ffreestanding -fno-pie -no-pie -nostdlib -static -O2 \
               -Wl,--no-warn-rwx-segments
 HANDOFF_MIB ?= 512 2048
 
-tools: $(QEMU_TOOL)
+.PHONY: demo-handoff bench-handoff check-handoff-vm
 tests: $(QEMU_TESTS) $(QEMU_GUEST)
-
-$(QEMU_TOOL): $(QEMU_SRCS) $(QEMU_DIR)/main.c $(QEMU_HDRS) | $(KHDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -DVSM_QEMU_STANDALONE -o $@ $(QEMU_SRCS) $(QEMU_DIR)/main.c -ljson-c
 
 $(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c $(QEMU_DIR)/inject.h | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/inject.c $(LDLIBS)
 
-$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(QEMU_TOOL) $(QEMU_GUEST) | $(KHDR)
+# The test runs the command (VSM_CMD) and boots the guest.
+$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(VSM_CMD) $(QEMU_GUEST) | $(KHDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -ljson-c $(LDLIBS)
+	$(CC) $(CFLAGS) -DVSM_CMD='"$(abspath $(VSM_CMD))"' -o $@ $< -ljson-c $(LDLIBS)
 
 $(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
 	@mkdir -p $(dir $@)
@@ -113,30 +102,43 @@ $(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
 
 # QEMU's own localhost migration against the hand-off, on the bench kernel.
 bench-handoff: deps kernel-bench
-	@$(MAKE) --no-print-directory tools tests
-	@tests/vm/run --kernel bench --mem 6144 --timeout 3600 -- \
-		tools/vmsplice-move/qemu/bench-handoff $(TOOLBIN) $(QEMU_GUEST) $(HANDOFF_MIB)
-# The hand-off as a demo, on the bench kernel (make demo can call it).
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools tests
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 6144 --timeout 3600 -- \
+		$(QEMU_DIR)/bench-handoff $(VSM_CMD) $(QEMU_GUEST) $(HANDOFF_MIB)
+# The hand-off as a demo, on the bench kernel (make demo runs it too).
 demo-handoff: deps kernel-bench
-	@$(MAKE) --no-print-directory tools tests
-	@tests/vm/run --kernel bench --mem 2048 -- \
-		tools/vmsplice-move/qemu/demo-handoff $(TOOLBIN) $(QEMU_GUEST) $(DEMO_MIB)
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools tests
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
+		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_MIB)
 # ---- end of the QEMU hand-off block --------------------------------------
 
 check: deps
 	@scripts/check $(BUILD)
 
-# The demo runs on the bench kernel: the debug options (KASAN, lockdep)
-# would make the timings meaningless.
-demo: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 2048 -- $(TOOLBIN)/vmsplice-handoff $(DEMO_MIB)
+# ---- tools/vmsplice-move: make demo, make bench, make check-big ----
+# The demo and the benchmark need only the bench kernel (no debug options:
+# KASAN and lockdep would make the timings meaningless); the tool compiles
+# against the uapi headers of that same build.
+BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
-# Benchmarks run on the bench kernel (no debug options), all in one boot.
-BENCH_ARGS ?= --csv
+demo: deps kernel-bench
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
+		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
+
+# The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
+# "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).
+BENCH_ARGS ?=
 bench: deps kernel-bench
-	@$(MAKE) --no-print-directory tools
-	@tests/vm/run --kernel bench --mem 3072 --timeout 1800 -- $(TOOLBIN)/vmsplice-bench $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
+
+# The slow tool tests kept out of make check: the 1 GiB hand-off, on this
+# kernel and in the patched debug VM.
+check-big: deps kernel-debug tests
+	VMSPLICE_TEST_BIG=1 $(TESTBIN)/tool_proto
+	VMSPLICE_TEST_BIG=1 tests/vm/run --bzimage $(BUILD)/kernel-debug/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(TESTBIN)/tool_proto
+# ---- end tools/vmsplice-move ----
 
 clean:
 	rm -rf $(TESTBIN) $(TOOLBIN)

@@ -14,8 +14,9 @@
  *   VM, with its pattern intact, and it is the source unless the
  *   destination had fully taken over.
  *
- * VSM_QEMU_TOOL, VSM_QEMU_GUEST override where the tool and the guest
- * are (default: beside this program, as the Makefile builds them).
+ * VSM_QEMU_TOOL, VSM_QEMU_GUEST override where the vmsplice-move command
+ * and the guest are (default: the command the Makefile built, VSM_CMD,
+ * and the guest beside this program).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,8 +57,7 @@ static void find_programs(void)
 	slash = strrchr(self, '/');
 	if (slash)
 		*slash = 0;
-	snprintf(tool, sizeof(tool), "%s", getenv("VSM_QEMU_TOOL") ?:
-		 strcat(strcpy((char[PATH_MAX]){0}, self), "/../tools/vmsplice-move-qemu"));
+	snprintf(tool, sizeof(tool), "%s", getenv("VSM_QEMU_TOOL") ?: VSM_CMD);
 	snprintf(guest, sizeof(guest), "%s", getenv("VSM_QEMU_GUEST") ?:
 		 strcat(strcpy((char[PATH_MAX]){0}, self), "/qemu/guest.elf"));
 }
@@ -232,10 +232,10 @@ static int run_tool(FIXTURE_DATA(vm) *self, const char *failpoint, bool recover,
 
 	snprintf(ofile, sizeof(ofile), "%s/tool.out", self->dir);
 	if (recover)
-		snprintf(cmd, sizeof(cmd), "exec %s --recover -q --json -j %s > %s",
+		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff --recover -q --json -j %s > %s",
 			 tool, self->journal, ofile);
 	else
-		snprintf(cmd, sizeof(cmd), "exec %s -q --json -s %s -d %s -j %s %s > %s",
+		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff -q --json -s %s -d %s -j %s %s > %s",
 			 tool, self->sqmp, self->dqmp, self->journal, extra ?: "", ofile);
 	pid = fork();
 	if (pid == 0) {

@@ -297,9 +297,8 @@ static void *writer_thread(void *arg)
 		size_t k = 1 + below(r, 16), maplen;
 		unsigned int flags_pick = below(r, 8), shape = below(r, 6);
 		unsigned int flags = (unsigned int[]){ 0, SPLICE_F_GIFT, SPLICE_F_MOVE,
-			SPLICE_F_GIFT | SPLICE_F_MOVE, SPLICE_F_GIFT | SPLICE_F_MOVE,
-			SPLICE_F_GIFT | SPLICE_F_MOVE, SPLICE_F_GIFT | SPLICE_F_MOVE |
-			SPLICE_F_NONBLOCK, SPLICE_F_GIFT }[flags_pick];
+			SPLICE_F_GIFT | SPLICE_F_MOVE, GIVE, GIVE | SPLICE_F_MOVE,
+			GIVE | SPLICE_F_NONBLOCK, SPLICE_F_GIFT }[flags_pick];
 		struct iovec iov[48];
 		int cnt = 0, first = 0;
 		pid_t sharer = -1;
@@ -362,8 +361,10 @@ static void *writer_thread(void *arg)
 			raise(SIGKILL);
 		}
 
-		unmaps = W->moves && anon && (flags & (SPLICE_F_GIFT | SPLICE_F_MOVE)) ==
-			 (SPLICE_F_GIFT | SPLICE_F_MOVE);
+		/* Kernels without the change: the old copy path. */
+		if (!W->moves)
+			flags &= ~(unsigned int)SPLICE_F_UNMAP;
+		unmaps = anon && (flags & SPLICE_F_UNMAP);
 		while (first < cnt) {
 			ssize_t n;
 
@@ -693,7 +694,8 @@ static void stream_writer(void)
 		int cnt = 0, first = 0;
 		size_t left = len, pos = at, sent = 0;
 		unsigned int flags = (unsigned int[]){ 0, SPLICE_F_GIFT,
-			SPLICE_F_GIFT | SPLICE_F_MOVE, SPLICE_F_MOVE }[below(&r, 4)];
+			SPLICE_F_GIFT | SPLICE_F_MOVE, SPLICE_F_MOVE,
+			GIVE }[below(&r, 5)] & (W->moves ? ~0U : ~(unsigned int)SPLICE_F_UNMAP);
 
 		if (!src)
 			continue;

@@ -27,8 +27,7 @@
 #include "lib/xfer.h"
 
 #define PS		4096UL
-#define GM		(SPLICE_F_GIFT | SPLICE_F_MOVE)
-#define NO_MOVE_MSG	"kernel without vmsplice SPLICE_F_MOVE (no vmsplice_move_pages in /proc/vmstat)"
+#define GM		give_flags()
 #define NO_LEAK_MSG	"global page counters are compared only on the patched kernel in the quiet test VM: this kernel has no move path to leak from"
 
 static ssize_t vms(int fd, void *base, size_t len, unsigned int flags)

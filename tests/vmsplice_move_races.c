@@ -29,7 +29,7 @@
 #include "lib/xfer.h"
 
 #define PS	4096UL
-#define GM	(SPLICE_F_GIFT | SPLICE_F_MOVE)
+#define GM	give_flags()
 
 /* Page @seq: its number, then a pattern that only page @seq has. */
 static void tag_page(char *p, uint64_t seq)

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <linux/io_uring.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 #include <sched.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -25,16 +28,24 @@
 #include "vmstat.h"
 
 #define SEED		0x5eedU
-#define THP_SIZE	(2UL << 20)
+#define MTHP_SIZE	(64UL << 10)
+#define GUARD_BYTE	0x5a	/* the pages around a destination */
+#define OLD_BYTE	0x77	/* a populated destination's old contents */
+#define MTHP_CTL	"/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
+
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE	0x08	/* Linux 6.11 */
+#endif
 
 const char *const xfer_fallback_names[XFER_NR_FALLBACKS] = {
-	"not_gift", "partial", "dst_vma", "not_anon", "ksm", "large",
-	"mapped", "pinned", "refs", "swapcache", "memcg", "busy",
+	"not_gift", "partial", "dst_vma", "dst_busy", "not_anon", "ksm",
+	"large", "mapped", "pinned", "refs", "swapcache", "memcg", "numa",
+	"hwpoison", "busy",
 };
 
 bool xfer_kernel_moves(void)
 {
-	return vmstat_get("vmsplice_move_pages") >= 0;
+	return kernel_unmaps();
 }
 
 void xfer_counters_read(struct xfer_counters *c)
@@ -44,6 +55,12 @@ void xfer_counters_read(struct xfer_counters *c)
 	c->moved = vmstat_get("vmsplice_move_pages");
 	c->moved_zero = vmstat_get("vmsplice_move_zero_pages");
 	c->unmapped = vmstat_get("vmsplice_gift_unmapped");
+	c->gift_large = vmstat_get("vmsplice_gift_large");
+	c->thp = vmstat_get("vmsplice_move_thp");
+	c->large = vmstat_get("vmsplice_move_large");
+	c->split = vmstat_get("vmsplice_move_split");
+	c->split_pmd = vmstat_get("thp_split_pmd");
+	c->split_page = vmstat_get("thp_split_page");
 	for (int i = 0; i < XFER_NR_FALLBACKS; i++) {
 		snprintf(name, sizeof(name), "vmsplice_move_fallback_%s",
 			 xfer_fallback_names[i]);
@@ -54,12 +71,25 @@ void xfer_counters_read(struct xfer_counters *c)
 long long xfer_counter_delta(const struct xfer_counters *before,
 			     const struct xfer_counters *after, const char *name)
 {
-	if (!strcmp(name, "moved"))
-		return after->moved - before->moved;
-	if (!strcmp(name, "moved_zero"))
-		return after->moved_zero - before->moved_zero;
-	if (!strcmp(name, "unmapped"))
-		return after->unmapped - before->unmapped;
+	static const struct {
+		const char *name;
+		size_t off;
+	} named[] = {
+		{ "moved", offsetof(struct xfer_counters, moved) },
+		{ "moved_zero", offsetof(struct xfer_counters, moved_zero) },
+		{ "unmapped", offsetof(struct xfer_counters, unmapped) },
+		{ "gift_large", offsetof(struct xfer_counters, gift_large) },
+		{ "folio_thp", offsetof(struct xfer_counters, thp) },
+		{ "folio_large", offsetof(struct xfer_counters, large) },
+		{ "folio_split", offsetof(struct xfer_counters, split) },
+		{ "split_pmd", offsetof(struct xfer_counters, split_pmd) },
+		{ "split_page", offsetof(struct xfer_counters, split_page) },
+	};
+
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+		if (!strcmp(name, named[i].name))
+			return *(const long long *)((const char *)after + named[i].off) -
+			       *(const long long *)((const char *)before + named[i].off);
 	for (int i = 0; i < XFER_NR_FALLBACKS; i++)
 		if (!strcmp(name, xfer_fallback_names[i]))
 			return after->fallback[i] - before->fallback[i];
@@ -69,13 +99,15 @@ long long xfer_counter_delta(const struct xfer_counters *before,
 /* What the writer tells the reader over the control pipe. */
 struct report {
 	bool skipped;
-	char skip_reason[128];
+	char skip_reason[160];
 	ssize_t wret;
 	int werrno;
-	bool writer_zero, writer_intact;
+	bool writer_zero, writer_intact, guards_ok, in_flight;
+	char guards_msg[160];
+	size_t pattern_off;		/* pattern offset of the first byte */
 	size_t npages;
 	uint64_t src_pfn[XFER_MAX_PAGES];
-	long long rss_drop_kb;
+	long long rss_drop_kb, thp_drop_kb;
 };
 
 static size_t page_size(void)
@@ -83,9 +115,9 @@ static size_t page_size(void)
 	return (size_t)getpagesize();
 }
 
-static size_t round_up_page(size_t n)
+static size_t round_up(size_t n, size_t a)
 {
-	return (n + page_size() - 1) & ~(page_size() - 1);
+	return (n + a - 1) & ~(a - 1);
 }
 
 static int full_read(int fd, void *buf, size_t len)
@@ -105,30 +137,30 @@ static int full_read(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static void *map_memfd_shared(size_t len)
+static void *map_memfd(size_t len, int flags)
 {
 	int fd = memfd_create("xfer", MFD_CLOEXEC);
 	void *p;
 
 	if (fd < 0 || ftruncate(fd, len))
 		return NULL;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
 	close(fd);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* A THP-aligned private anonymous region of @len bytes asking for THP. */
-static void *map_thp(size_t len)
+/*
+ * @len bytes at an address aligned to @align, with at least one unused
+ * page before and after it inside the same mapping (the guards).
+ */
+static char *map_aligned(size_t len, size_t align)
 {
-	char *p = map_anon(len + THP_SIZE);
-	uintptr_t a;
+	size_t ps = page_size();
+	char *p = map_anon(len + align + 2 * ps);
 
 	if (!p)
 		return NULL;
-	a = ((uintptr_t)p + THP_SIZE - 1) & ~(THP_SIZE - 1);
-	if (madvise((void *)a, len, MADV_HUGEPAGE))
-		return NULL;
-	return (void *)a;
+	return (char *)round_up((uintptr_t)p + ps, align);
 }
 
 int xfer_swap_on(char *why, size_t why_len)
@@ -175,10 +207,24 @@ int xfer_hugetlb_on(char *why, size_t why_len)
 	return 0;
 }
 
+int xfer_mthp_on(char *why, size_t why_len)
+{
+	if (proc_write(MTHP_CTL, "always")) {
+		snprintf(why, why_len, "cannot enable 64 KiB mTHP: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void xfer_mthp_off(void)
+{
+	proc_write(MTHP_CTL, "never");
+}
+
 static void *map_hugetlb(size_t len)
 {
-	size_t hlen = (len + THP_SIZE - 1) & ~(THP_SIZE - 1);
-	void *p = mmap(NULL, hlen, PROT_READ | PROT_WRITE,
+	void *p = mmap(NULL, round_up(len, XFER_THP), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
@@ -193,6 +239,27 @@ static bool all_swapped(int pm, const char *p, size_t len)
 	return true;
 }
 
+/* Wait (bounded) until mincore() shows [p, p + len) resident. */
+static bool wait_resident(char *p, size_t len)
+{
+	unsigned char vec[XFER_MAX_PAGES];
+	size_t n = len / page_size();
+
+	for (int i = 0; i < 1000; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		size_t in = 0;
+
+		if (mincore(p, len, vec))
+			return false;
+		for (size_t k = 0; k < n; k++)
+			in += vec[k] & 1;
+		if (in == n)
+			return true;
+		nanosleep(&ts, NULL);	/* readahead I/O, asynchronous */
+	}
+	return false;
+}
+
 static int pin_with_io_uring(void *addr, size_t len, char *why)
 {
 	struct io_uring_params params = { 0 };
@@ -200,15 +267,78 @@ static int pin_with_io_uring(void *addr, size_t len, char *why)
 	int fd = syscall(__NR_io_uring_setup, 1, &params);
 
 	if (fd < 0) {
-		snprintf(why, 128, "io_uring_setup: %s", strerror(errno));
+		snprintf(why, 160, "io_uring_setup: %s", strerror(errno));
 		return -1;
 	}
 	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1)) {
-		snprintf(why, 128, "IORING_REGISTER_BUFFERS: %s", strerror(errno));
+		snprintf(why, 160, "IORING_REGISTER_BUFFERS: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;	/* the pin lasts as long as the ring */
+}
+
+/*
+ * The VM's /dev/nullb0 completes requests after 3 s (tests/vm/run sets
+ * null_blk's irqmode=2, completion_nsec), so that an O_DIRECT read into
+ * user memory stays in flight, its pages pinned.  NULL, with the reason in
+ * @why, elsewhere.
+ */
+static const char *slow_blockdev(char *why)
+{
+	char mode[8] = "";
+	int fd = open("/sys/module/null_blk/parameters/irqmode", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (read(fd, mode, sizeof(mode) - 1) < 0)
+			mode[0] = 0;
+		close(fd);
+	}
+	if (atoi(mode) != 2 || access("/dev/nullb0", R_OK)) {
+		snprintf(why, 160, "no slow /dev/nullb0 (null_blk irqmode=2)");
+		return NULL;
+	}
+	return "/dev/nullb0";
+}
+
+/* An O_DIRECT read of @len bytes into @buf, left in flight (Linux AIO). */
+static int aio_read_in_flight(void *buf, size_t len, aio_context_t *ctx,
+			      char *why)
+{
+	struct iocb cb = { 0 }, *cbs[1] = { &cb };
+	const char *dev = slow_blockdev(why);
+	int fd;
+
+	if (!dev)
+		return -1;
+	fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, 160, "open %s: %s", dev, strerror(errno));
+		return -1;
+	}
+	*ctx = 0;
+	if (syscall(__NR_io_setup, 1, ctx)) {
+		snprintf(why, 160, "io_setup: %s", strerror(errno));
+		return -1;
+	}
+	cb.aio_fildes = fd;
+	cb.aio_lio_opcode = IOCB_CMD_PREAD;
+	cb.aio_buf = (uintptr_t)buf;
+	cb.aio_nbytes = len;
+	if (syscall(__NR_io_submit, *ctx, 1, cbs) != 1) {
+		snprintf(why, 160, "io_submit: %s", strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the read of aio_read_in_flight() has not completed yet. */
+static bool aio_still_in_flight(aio_context_t ctx)
+{
+	struct io_event ev;
+	struct timespec zero = { 0, 0 };
+
+	return syscall(__NR_io_getevents, ctx, 0, 1, &ev, &zero) == 0;
 }
 
 static int join_new_memcg(char *why)
@@ -216,59 +346,187 @@ static int join_new_memcg(char *why)
 	char path[128];
 
 	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", "+memory")) {
-		snprintf(why, 128, "cannot enable the memory controller: %s",
+		snprintf(why, 160, "cannot enable the memory controller: %s",
 			 strerror(errno));
 		return -1;
 	}
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-xfer-%d", getpid());
 	if (mkdir(path, 0755) && errno != EEXIST) {
-		snprintf(why, 128, "mkdir %.64s: %.40s", path, strerror(errno));
+		snprintf(why, 160, "mkdir %.64s: %.40s", path, strerror(errno));
 		return -1;
 	}
 	strcat(path, "/cgroup.procs");
 	if (proc_write(path, "0")) {
-		snprintf(why, 128, "join %.64s: %.40s", path, strerror(errno));
+		snprintf(why, 160, "join %.64s: %.40s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-/* The writer: prepare memory as @c says, vmsplice it, report, wait. */
-static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd)
+static int bind_node(void *addr, size_t len, int node, char *why)
 {
+	unsigned long mask = 1UL << node;
+
+	if (access("/sys/devices/system/node/node1", F_OK)) {
+		snprintf(why, 160, "one NUMA node only");
+		return -1;
+	}
+	if (syscall(__NR_mbind, addr, len, MPOL_BIND, &mask, 8 * sizeof(mask), 0)) {
+		snprintf(why, 160, "mbind: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int uffd_register(void *addr, size_t len, char *why)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		snprintf(why, 160, "userfaultfd: %s", strerror(errno));
+		return -1;
+	}
+	reg.range.start = (uintptr_t)addr;
+	reg.range.len = len;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		snprintf(why, 160, "UFFDIO_REGISTER: %s", strerror(errno));
+		return -1;
+	}
+	return uffd;	/* registered as long as it stays open */
+}
+
+/*
+ * Merge the page at @p with a twin of the same contents through KSM, then
+ * unmap the twin: the KSM page is then mapped by @p alone, so that only
+ * the taker's KSM check (not its "mapped" check) can refuse it.
+ */
+static int ksm_alone(int pm, char *p, size_t pattern_off, char *why)
+{
+	size_t ps = page_size();
+	char *twin = map_anon(ps);
+
+	if (access("/sys/kernel/mm/ksm/run", W_OK)) {
+		snprintf(why, 160, "KSM not configured");
+		return -1;
+	}
+	if (!twin)
+		return -1;
+	pattern_fill(twin, ps, SEED, pattern_off);
+	if (madvise(p, ps, MADV_MERGEABLE) || madvise(twin, ps, MADV_MERGEABLE) ||
+	    proc_write("/sys/kernel/mm/ksm/sleep_millisecs", "0") ||
+	    proc_write("/sys/kernel/mm/ksm/pages_to_scan", "1000") ||
+	    proc_write("/sys/kernel/mm/ksm/run", "1")) {
+		snprintf(why, 160, "KSM set-up: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 2000; i++) {
+		uint64_t a = pagemap_pfn(pm, p), b = pagemap_pfn(pm, twin);
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		if (a && a == b) {
+			/* Stop ksmd, keeping the merged page; drop the twin. */
+			proc_write("/sys/kernel/mm/ksm/run", "0");
+			munmap(twin, ps);
+			return 0;
+		}
+		nanosleep(&ts, NULL);	/* polling ksmd, an asynchronous thread */
+	}
+	proc_write("/sys/kernel/mm/ksm/run", "2");
+	snprintf(why, 160, "ksmd did not merge the pages within 10 s");
+	return -1;
+}
+
+static ssize_t vmsplice_all(int fd, struct iovec *iov, int n,
+			    unsigned int flags);
+
+/* Everything the writer set up that must live until the reader is done. */
+struct writer_hold {
+	pid_t sharer;
+	int hold[2];
+	int ring, uffd, aio_fd;
+	aio_context_t aio;
+};
+
+/*
+ * The writer: prepare memory as @c says, vmsplice it, report, wait.  When
+ * the pipe cannot hold the whole hand-over (@stream: a host that refuses
+ * large pipes, where every page costs a slot), it reports once before the
+ * gift too, so that the reader can read while it writes.
+ */
+static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
+		   int go_rd, bool stream)
+{
+	struct writer_hold h = { .sharer = -1, .hold = { -1, -1 }, .ring = -1,
+				 .uffd = -1, .aio_fd = -1 };
 	struct report rep = { 0 };
 	size_t ps = page_size();
-	size_t span = round_up_page(c->src_off + c->len);
-	struct iovec iov[2];
-	int niov = 1, ring = -1, pm = pagemap_open();
-	long long rss;
-	pid_t sharer = -1;
-	int hold[2] = { -1, -1 };
-	char *src = NULL;
+	size_t span = round_up(c->src_off + c->len, ps);
+	struct iovec iov[3];
+	int niov = 1, pm = pagemap_open();
+	char *region = NULL, *src = NULL, *small[2] = { NULL, NULL };
+	size_t region_len = 0;
+	long long rss, thp;
 	char go;
 
-	switch (c->src) {
-	case SRC_OTHER_MEMCG:
-		if (join_new_memcg(rep.skip_reason))
+	if (c->mod == MOD_OTHER_MEMCG && join_new_memcg(rep.skip_reason))
+		rep.skipped = true;
+	if (c->mod == MOD_LAZYFREE) {
+		cpu_set_t cpu0;
+
+		/*
+		 * One CPU for the faults, MADV_FREE and the gift: a folio still
+		 * in the per-CPU LRU batch its fault put it in is not marked
+		 * lazy-free, and the lazy-free batch is drained by the gift's
+		 * unmapping on the same CPU.
+		 */
+		CPU_ZERO(&cpu0);
+		CPU_SET(0, &cpu0);
+		if (sched_setaffinity(0, sizeof(cpu0), &cpu0)) {
 			rep.skipped = true;
-		/* fall through */
-	case SRC_ANON:
-	case SRC_UNTOUCHED:
-	case SRC_FORK_SHARED:
-	case SRC_PINNED:
-	case SRC_DUP:
-	case SRC_FILE:
-	case SRC_LAZYFREE:
-	case SRC_SWAPCACHE:
-		src = map_anon(span);
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "sched_setaffinity: %s", strerror(errno));
+		}
+	}
+	if (rep.skipped)
+		goto report;
+
+	/* The memory, with a guard page on each side where possible. */
+	switch (c->mem) {
+	case MEM_ANON:
+	case MEM_UNTOUCHED:
+	case MEM_FILE:
+		src = map_aligned(span, ps);
 		break;
-	case SRC_THP:
-		src = map_thp(round_up_page(span) < THP_SIZE ? THP_SIZE : span);
+	case MEM_THP:
+	case MEM_HUGE_ZERO:
+		span = round_up(span, XFER_THP);
+		src = map_aligned(span, XFER_THP);
+		if (src && madvise(src, span, MADV_HUGEPAGE))
+			src = NULL;
 		break;
-	case SRC_MEMFD_SHARED:
-		src = map_memfd_shared(span);
+	case MEM_MTHP:
+		span = round_up(span, MTHP_SIZE);
+		src = map_aligned(span, MTHP_SIZE);
 		break;
-	case SRC_HUGETLB:
+	case MEM_MIXED:
+		/* 16 KiB, a whole THP, 16 KiB: three segments, far apart. */
+		small[0] = map_aligned(4 * ps, ps);
+		small[1] = map_aligned(4 * ps, ps);
+		span = XFER_THP;
+		src = map_aligned(span, XFER_THP);
+		if (src && madvise(src, span, MADV_HUGEPAGE))
+			src = NULL;
+		if (!small[0] || !small[1])
+			src = NULL;
+		break;
+	case MEM_MEMFD_SHARED:
+		region = map_memfd(span + 2 * ps, MAP_SHARED);
+		src = region ? region + ps : NULL;
+		break;
+	case MEM_HUGETLB:
 		src = map_hugetlb(span);
 		break;
 	}
@@ -276,82 +534,152 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 		rep.skipped = true;
 		snprintf(rep.skip_reason, sizeof(rep.skip_reason), "mmap: %s",
 			 strerror(errno));
-	}
-	if (rep.skipped)
 		goto report;
+	}
+	if (!region) {
+		/* The guards: a page before and after, filled too. */
+		region = c->mem == MEM_HUGETLB ? src : src - ps;
+		region_len = c->mem == MEM_HUGETLB ? span : span + 2 * ps;
+	} else {
+		region_len = span + 2 * ps;
+	}
+	rep.pattern_off = (size_t)(src - region) + c->src_off;
 
-	if (c->src != SRC_UNTOUCHED)
-		pattern_fill(src, span, SEED, 0);
-	if (c->src == SRC_THP && self_smaps_kb("AnonHugePages") <= 0) {
+	if (c->mod == MOD_NUMA && bind_node(src, span, 0, rep.skip_reason)) {
+		rep.skipped = true;
+		goto report;
+	}
+	if (c->mem == MEM_HUGE_ZERO) {
+		/* Read only: the huge zero page is mapped, nothing allocated. */
+		pattern_fill(region, ps, SEED, 0);
+		pattern_fill(src + span, ps, SEED, (size_t)(src + span - region));
+		for (size_t off = 0; off < span; off += ps)
+			(void)*(volatile char *)(src + off);
+	} else if (c->mem == MEM_UNTOUCHED) {
+		pattern_fill(region, ps, SEED, 0);
+		pattern_fill(src + span, ps, SEED, (size_t)(src + span - region));
+	} else {
+		pattern_fill(region, region_len, SEED, 0);
+	}
+	if (c->mem == MEM_MIXED) {
+		pattern_fill(small[0], 4 * ps, SEED ^ 1, 0);
+		pattern_fill(small[1], 4 * ps, SEED ^ 2, 0);
+	}
+	if ((c->mem == MEM_THP || c->mem == MEM_MIXED) &&
+	    self_smaps_kb("AnonHugePages") < 2048) {
 		rep.skipped = true;
 		snprintf(rep.skip_reason, sizeof(rep.skip_reason),
 			 "no transparent huge page was allocated");
 		goto report;
 	}
-	if (c->src == SRC_PINNED) {
-		ring = pin_with_io_uring(src, span, rep.skip_reason);
-		if (ring < 0) {
-			rep.skipped = true;
-			goto report;
-		}
-	}
-	if (c->src == SRC_LAZYFREE) {
-		cpu_set_t cpu0;
 
-		/*
-		 * One CPU for MADV_FREE and the gift: the lazy-free LRU batch
-		 * is drained by the gift's unmapping on the same CPU.
-		 */
-		CPU_ZERO(&cpu0);
-		CPU_SET(0, &cpu0);
-		if (sched_setaffinity(0, sizeof(cpu0), &cpu0) ||
-		    madvise(src, span, MADV_FREE)) {
+	switch (c->mod) {
+	case MOD_PINNED:
+		h.ring = pin_with_io_uring(src, span, rep.skip_reason);
+		rep.skipped = h.ring < 0;
+		break;
+	case MOD_AIO_PINNED:
+		h.aio_fd = aio_read_in_flight(src + c->src_off, c->len, &h.aio,
+					      rep.skip_reason);
+		rep.skipped = h.aio_fd < 0;
+		break;
+	case MOD_LAZYFREE:
+		/* MADV_COLD drains this CPU's batch onto the LRU first. */
+		if (madvise(src, span, MADV_COLD) || madvise(src, span, MADV_FREE)) {
 			rep.skipped = true;
 			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
 				 "MADV_FREE: %s", strerror(errno));
-			goto report;
 		}
-	}
-	if (c->src == SRC_SWAPCACHE) {
-		/*
-		 * Page out, then fork: the child's copy of the swap entry makes
-		 * the gift's swap-in go through the swap cache, where the page
-		 * stays while the child still refers to the entry.
-		 */
+		break;
+	case MOD_SWAPCACHE:
+	case MOD_SWAPIN:
 		if (madvise(src, span, MADV_PAGEOUT) || !all_swapped(pm, src, span)) {
 			rep.skipped = true;
 			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
 				 "MADV_PAGEOUT did not swap the pages out");
-			goto report;
+			break;
 		}
+		/*
+		 * SWAPIN: read back by readahead into the swap cache, where
+		 * they stay, no swap entry referring to them once mapped.
+		 */
+		if (c->mod == MOD_SWAPIN &&
+		    (madvise(src, span, MADV_WILLNEED) || !wait_resident(src, span))) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "MADV_WILLNEED did not read the pages back");
+			break;
+		}
+		/* Mapped again by read faults, which leave the swap cache be. */
+		for (size_t off = 0; c->mod == MOD_SWAPIN && off < span; off += ps)
+			(void)*(volatile char *)(src + off);
+		break;
+	case MOD_KSM:
+		rep.skipped = ksm_alone(pm, src, (size_t)(src - region), rep.skip_reason);
+		break;
+	case MOD_MLOCKED:
+		if (mlock(src, span)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "mlock: %s", strerror(errno));
+		}
+		break;
+	case MOD_SEALED:
+		if (mprotect(src, span, PROT_READ) ||
+		    syscall(__NR_mseal, src, span, 0)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "mseal: %s", strerror(errno));
+		}
+		break;
+	case MOD_UFFD:
+		h.uffd = uffd_register(src, span, rep.skip_reason);
+		rep.skipped = h.uffd < 0;
+		break;
+	default:
+		break;
 	}
-	if (c->src == SRC_FORK_SHARED || c->src == SRC_SWAPCACHE) {
-		/* A child that keeps the pages mapped until told to go. */
-		if (pipe(hold))
+	if (rep.skipped)
+		goto report;
+	if (c->mod == MOD_FORK_SHARED || c->mod == MOD_SWAPCACHE) {
+		/*
+		 * A child that keeps the pages mapped (or their swap entries)
+		 * until told to go.
+		 */
+		if (pipe(h.hold))
 			_exit(2);
-		sharer = fork();
-		if (sharer == 0) {
-			close(hold[1]);
-			read(hold[0], &go, 1);
+		h.sharer = fork();
+		if (h.sharer == 0) {
+			close(h.hold[1]);
+			read(h.hold[0], &go, 1);
 			_exit(0);
 		}
-		close(hold[0]);
+		close(h.hold[0]);
 	}
 
 	rep.npages = span / ps < XFER_MAX_PAGES ? span / ps : XFER_MAX_PAGES;
 	for (size_t i = 0; i < rep.npages; i++)
-		rep.src_pfn[i] = c->src == SRC_SWAPCACHE ? 0 :
+		rep.src_pfn[i] = c->mod == MOD_SWAPCACHE ? 0 :
 				 pagemap_pfn(pm, src + i * ps);
 
+	if (stream && write(ctl_wr, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(2);
 	rss = self_status_kb("RssAnon");
+	thp = self_smaps_kb("AnonHugePages");
 	iov[0].iov_base = src + c->src_off;
 	iov[0].iov_len = c->len;
-	if (c->src == SRC_DUP) {
+	if (c->mod == MOD_DUP) {
 		iov[0].iov_len = c->len / 2;
 		iov[1] = iov[0];
 		niov = 2;
 	}
-	if (c->src == SRC_FILE) {
+	if (c->mem == MEM_MIXED) {
+		iov[0] = (struct iovec){ small[0], 4 * ps };
+		iov[1] = (struct iovec){ src, XFER_THP };
+		iov[2] = (struct iovec){ small[1], 4 * ps };
+		niov = 3;
+	}
+	if (c->mem == MEM_FILE) {
 		char path[] = "/tmp/vmsplice-xfer-XXXXXX";
 		int fd = mkstemp(path);
 		loff_t off = c->src_off;
@@ -362,177 +690,454 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr, int go_rd
 		rep.wret = splice(fd, &off, pipe_wr, NULL, c->len, c->wflags);
 		close(fd);
 	} else {
-		rep.wret = vmsplice(pipe_wr, iov, niov, c->wflags);
+		unsigned int wflags = c->wflags;
+
+		/* Kernels without the change: the old copy path, data only. */
+		if (!kernel_unmaps())
+			wflags &= ~(unsigned int)SPLICE_F_UNMAP;
+		/* Streaming: a vmsplice() into a pipe stops when it is full. */
+		rep.wret = stream ? vmsplice_all(pipe_wr, iov, niov, wflags) :
+				    vmsplice(pipe_wr, iov, niov, wflags);
 	}
 	rep.werrno = errno;
+	if (c->mod == MOD_AIO_PINNED)
+		rep.in_flight = aio_still_in_flight(h.aio);
 	rep.rss_drop_kb = rss - self_status_kb("RssAnon");
+	rep.thp_drop_kb = thp - self_smaps_kb("AnonHugePages");
 
-	/* The writer's view of the whole pages it handed over. */
-	{
-		size_t s = round_up_page(c->src_off);
+	/* The writer's view of what it handed over, and of what it kept. */
+	if (c->mem != MEM_MIXED) {
+		size_t s = round_up(c->src_off, ps);
 		size_t e = (c->src_off + c->len) & ~(ps - 1);
+		char *end = src + c->src_off + c->len;
+		size_t bad;
 
-		if (c->src == SRC_DUP)		/* one page, given twice */
+		if (c->mod == MOD_DUP)		/* one page, given twice */
 			e = s + ps;
-
 		rep.writer_zero = s < e && all_bytes_are(src + s, e - s, 0);
-		rep.writer_intact = c->src == SRC_UNTOUCHED ?
+		rep.writer_intact = c->mem == MEM_UNTOUCHED || c->mem == MEM_HUGE_ZERO ?
 			all_bytes_are(src + c->src_off, c->len, 0) :
 			pattern_check(src + c->src_off, c->len, SEED,
-				      c->src_off) == (size_t)-1;
+				      rep.pattern_off) == (size_t)-1;
+		/* Bytes just outside the range, in the same pages and beyond. */
+		rep.guards_ok = true;
+		bad = pattern_check(region, (size_t)(src + c->src_off - region),
+				    SEED, 0);
+		if (c->mem != MEM_UNTOUCHED && c->mem != MEM_HUGE_ZERO &&
+		    bad != (size_t)-1) {
+			rep.guards_ok = false;
+			snprintf(rep.guards_msg, sizeof(rep.guards_msg),
+				 "writer: byte %zu before the range changed",
+				 (size_t)(src + c->src_off - region) - bad);
+		}
+		bad = pattern_check(end, (size_t)(region + region_len - end), SEED,
+				    (size_t)(end - region));
+		if (c->mem != MEM_UNTOUCHED && c->mem != MEM_HUGE_ZERO &&
+		    bad != (size_t)-1) {
+			rep.guards_ok = false;
+			snprintf(rep.guards_msg, sizeof(rep.guards_msg),
+				 "writer: byte %zu after the range changed", bad);
+		}
+		if ((c->mem == MEM_UNTOUCHED || c->mem == MEM_HUGE_ZERO) &&
+		    (pattern_check(region, ps, SEED, 0) != (size_t)-1 ||
+		     pattern_check(src + span, ps, SEED,
+				   (size_t)(src + span - region)) != (size_t)-1)) {
+			rep.guards_ok = false;
+			snprintf(rep.guards_msg, sizeof(rep.guards_msg),
+				 "writer: a guard page changed");
+		}
+	} else {
+		rep.guards_ok = true;
+		rep.writer_zero = all_bytes_are(small[0], 4 * ps, 0) &&
+				  all_bytes_are(src, XFER_THP, 0) &&
+				  all_bytes_are(small[1], 4 * ps, 0);
 	}
 
 report:
+	/* A skip before the gift is the only report, streaming or not. */
 	if (write(ctl_wr, &rep, sizeof(rep)) != sizeof(rep))
 		_exit(2);
 	read(go_rd, &go, 1);
-	if (sharer > 0) {
-		close(hold[1]);
-		waitpid(sharer, NULL, 0);
+	if (h.sharer > 0) {
+		close(h.hold[1]);
+		waitpid(h.sharer, NULL, 0);
 	}
-	if (ring >= 0)
-		close(ring);
+	if (h.aio_fd >= 0) {
+		struct io_event ev;
+
+		/* The in-flight read ends before the memory goes away. */
+		syscall(__NR_io_getevents, h.aio, 1, 1, &ev, NULL);
+	}
+	if (c->mod == MOD_KSM)
+		proc_write("/sys/kernel/mm/ksm/run", "2");	/* unmerge */
 	_exit(0);
 }
 
-static void *map_dst(enum xfer_dst dst, size_t len, char *why)
+/* The reader's destination: one or two segments, and what surrounds them. */
+struct dst_layout {
+	char *lo, *hi;		/* the guarded area checked afterwards */
+	char *seg[2];
+	size_t seg_len[2];
+	int nseg;
+	unsigned char inside;	/* what unused bytes between segments hold */
+	int ring, uffd;
+};
+
+/* A destination of @len bytes at @dst with guard pages around it. */
+static void layout_one(struct dst_layout *l, char *dst, size_t len,
+		       unsigned char inside)
 {
+	size_t ps = page_size();
+	char *lo = (char *)((uintptr_t)dst & ~(ps - 1)) - ps;
+	char *hi = (char *)round_up((uintptr_t)dst + len, ps) + ps;
+
+	memset(lo, GUARD_BYTE, ps);
+	memset(hi - ps, GUARD_BYTE, ps);
+	l->lo = lo;
+	l->hi = hi;
+	l->seg[0] = dst;
+	l->seg_len[0] = len;
+	l->nseg = 1;
+	l->inside = inside;
+}
+
+static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
+{
+	size_t ps = page_size(), len = c->len, span = round_up(len, ps) + ps;
 	char *p = NULL;
 
-	switch (dst) {
+	memset(l, 0, sizeof(*l));
+	l->ring = l->uffd = -1;
+	switch (c->dst) {
 	case DST_FRESH:
-	case DST_UNALIGNED:
-		return map_anon(len);
-	case DST_POPULATED:
-		p = map_anon(len);
-		if (p)
-			memset(p, 0x77, len);
-		return p;
-	case DST_ZEROPAGE:
-		p = map_anon(len);
-		for (size_t i = 0; p && i < len; i += page_size())
-			(void)*(volatile char *)(p + i);
-		return p;
-	case DST_SHARED:
-		return map_memfd_shared(len);
-	case DST_MLOCKED:
-		p = map_anon(len);
-		if (p && mlock(p, len)) {
-			snprintf(why, 128, "mlock: %s", strerror(errno));
-			return NULL;
-		}
-		return p;
-	case DST_UFFD: {
-		struct uffdio_api api = { .api = UFFD_API };
-		struct uffdio_register reg = { 0 };
-		int uffd;
-
-		p = map_anon(len);
-		if (!p)
-			return NULL;
-		/* Populated first: the copy then raises no missing fault. */
-		memset(p, 0x77, len);
-		uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-		if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
-			snprintf(why, 128, "userfaultfd: %s", strerror(errno));
-			return NULL;
-		}
-		reg.range.start = (uintptr_t)p;
-		reg.range.len = len;
-		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-		if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
-			snprintf(why, 128, "UFFDIO_REGISTER: %s", strerror(errno));
-			return NULL;
-		}
-		return p;	/* uffd stays open until the test process exits */
-	}
 	case DST_READONLY:
-		p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		return p == MAP_FAILED ? NULL : p;
-	case DST_THP:
-		p = map_thp(THP_SIZE);
-		if (p)
-			memset(p, 0x77, THP_SIZE);
-		if (p && self_smaps_kb("AnonHugePages") <= 0) {
-			snprintf(why, 128, "no transparent huge page was allocated");
-			return NULL;
+	case DST_PKEY_RO:
+	case DST_MLOCKED:
+		p = map_aligned(span, ps);
+		if (!p)
+			break;
+		layout_one(l, p, len, 0);
+		if (c->dst == DST_READONLY && mprotect(p, span, PROT_READ))
+			return -1;
+		if (c->dst == DST_MLOCKED && mlock(p, span)) {
+			snprintf(why, 160, "mlock: %s", strerror(errno));
+			return -1;
 		}
-		return p;
+		if (c->dst == DST_PKEY_RO) {
+			int pkey = pkey_alloc(0, PKEY_DISABLE_WRITE);
+
+			if (pkey < 0 || pkey_mprotect(p, span, PROT_READ | PROT_WRITE, pkey)) {
+				snprintf(why, 160, "pkey: %s", strerror(errno));
+				return -1;
+			}
+		}
+		return 0;
+	case DST_UNALIGNED:
+		p = map_aligned(span, ps);
+		if (!p)
+			break;
+		layout_one(l, p + 8, len, 0);
+		return 0;
+	case DST_SEGMENTS:
+		/* Page-aligned halves of a page, a page apart. */
+		p = map_aligned(3 * ps, ps);
+		if (!p)
+			break;
+		layout_one(l, p, 3 * ps, 0);
+		l->seg_len[0] = len / 2;
+		l->seg[1] = p + 2 * ps;
+		l->seg_len[1] = len - len / 2;
+		l->nseg = 2;
+		return 0;
+	case DST_POPULATED:
+	case DST_ZEROPAGE:
+	case DST_PINNED:
+	case DST_REFERENCED:
+	case DST_UFFD:
+		p = map_aligned(span, ps);
+		if (!p)
+			break;
+		if (c->dst == DST_ZEROPAGE) {
+			for (size_t i = 0; i < span; i += ps)
+				(void)*(volatile char *)(p + i);
+			layout_one(l, p, len, 0);
+		} else {
+			memset(p, OLD_BYTE, span);
+			layout_one(l, p, len, OLD_BYTE);
+		}
+		if (c->dst == DST_PINNED) {
+			l->ring = pin_with_io_uring(p, span, why);
+			if (l->ring < 0)
+				return -1;
+		}
+		if (c->dst == DST_UFFD) {
+			/* Populated first: the copy then raises no fault. */
+			l->uffd = uffd_register(p, span, why);
+			if (l->uffd < 0)
+				return -1;
+		}
+		return 0;
+	case DST_SHARED:
+		p = map_memfd(span + 2 * ps, MAP_SHARED);
+		if (!p)
+			break;
+		layout_one(l, p + ps, len, 0);
+		return 0;
+	case DST_PRIVATE_FILE:
+		p = map_memfd(span + 2 * ps, MAP_PRIVATE);
+		if (!p)
+			break;
+		layout_one(l, p + ps, len, 0);
+		return 0;
+	case DST_DROPPABLE:
+		p = mmap(NULL, span + 2 * ps, PROT_READ | PROT_WRITE,
+			 MAP_ANONYMOUS | MAP_DROPPABLE, -1, 0);
+		if (p == MAP_FAILED) {
+			snprintf(why, 160, "MAP_DROPPABLE: %s", strerror(errno));
+			return -1;
+		}
+		layout_one(l, p + ps, len, 0);
+		return 0;
 	case DST_HUGETLB:
 		p = map_hugetlb(len);
-		if (!p)
-			snprintf(why, 128, "MAP_HUGETLB: %s", strerror(errno));
-		return p;
-	case DST_PKEY_RO: {
-		int pkey = pkey_alloc(0, PKEY_DISABLE_WRITE);
+		if (!p) {
+			snprintf(why, 160, "MAP_HUGETLB: %s", strerror(errno));
+			return -1;
+		}
+		l->lo = l->seg[0] = p;
+		l->seg_len[0] = len;
+		l->hi = p + len;
+		l->nseg = 1;
+		return 0;
+	case DST_THP:
+	case DST_THP_PINNED:
+	case DST_THP_ZERO:
+		p = map_aligned(round_up(len, XFER_THP), XFER_THP);
+		if (!p || madvise(p, round_up(len, XFER_THP), MADV_HUGEPAGE))
+			break;
+		if (c->dst == DST_THP_ZERO) {
+			for (size_t i = 0; i < len; i += ps)
+				(void)*(volatile char *)(p + i);
+		} else {
+			memset(p, OLD_BYTE, round_up(len, XFER_THP));
+			if (self_smaps_kb("AnonHugePages") < 2048) {
+				snprintf(why, 160, "no transparent huge page was allocated");
+				return -1;
+			}
+		}
+		layout_one(l, p, len, c->dst == DST_THP_ZERO ? 0 : OLD_BYTE);
+		if (c->dst == DST_THP_PINNED) {
+			l->ring = pin_with_io_uring(p, XFER_THP, why);
+			if (l->ring < 0)
+				return -1;
+		}
+		return 0;
+	case DST_THP_FRESH:
+	case DST_THP_MISALIGNED:
+	case DST_PTE_TABLE:
+	case DST_NOHUGEPAGE: {
+		size_t thp_len = round_up(len, XFER_THP) + XFER_THP;
+		size_t lead = 0;
 
-		if (pkey < 0) {
-			snprintf(why, 128, "pkey_alloc: %s", strerror(errno));
-			return NULL;
+		/* MEM_MIXED: 16 KiB before the THP, so that it lands aligned. */
+		if (c->mem == MEM_MIXED)
+			lead = XFER_THP - 4 * ps;
+		if (c->dst == DST_THP_MISALIGNED)
+			lead = ps;
+		p = map_aligned(thp_len + (lead ? XFER_THP : 0), XFER_THP);
+		if (!p)
+			break;
+		if (madvise(p, thp_len + (lead ? XFER_THP : 0),
+			    c->dst == DST_NOHUGEPAGE ? MADV_NOHUGEPAGE : MADV_HUGEPAGE))
+			break;
+		/*
+		 * What comes before the 2 MiB boundary (the guard page, for
+		 * MEM_MIXED the small pages) in a VMA of its own without THP:
+		 * filling the guard must not fault in, or let khugepaged
+		 * collapse, a THP under the destination.
+		 */
+		if (lead && madvise(p, XFER_THP, MADV_NOHUGEPAGE))
+			break;
+		if (c->dst == DST_THP_MISALIGNED) {
+			/* THP allowed right from the destination's first byte. */
+			if (madvise(p + ps, XFER_THP - ps, MADV_HUGEPAGE))
+				break;
+			lead = ps;
 		}
-		p = map_anon(len);
-		if (p && pkey_mprotect(p, len, PROT_READ | PROT_WRITE, pkey)) {
-			snprintf(why, 128, "pkey_mprotect: %s", strerror(errno));
-			return NULL;
+		if (c->dst == DST_PTE_TABLE) {
+			/* A page table, emptied again: no PMD can go there. */
+			if (madvise(p, thp_len, MADV_NOHUGEPAGE))
+				break;
+			*(volatile char *)p = 1;
+			if (madvise(p, ps, MADV_DONTNEED) ||
+			    madvise(p, thp_len, MADV_HUGEPAGE))
+				break;
 		}
-		return p;
+		/* Nor filling the guard after it. */
+		if (madvise((void *)round_up((uintptr_t)p + lead + len, ps), ps,
+			    MADV_NOHUGEPAGE))
+			break;
+		layout_one(l, p + lead, len, 0);
+		return 0;
 	}
+	case DST_THP_CUT:
+		p = map_aligned(3 * XFER_THP, XFER_THP);
+		if (!p || madvise(p, 3 * XFER_THP, MADV_HUGEPAGE))
+			break;
+		layout_one(l, p, 3 * XFER_THP, 0);
+		l->seg_len[0] = len / 2;
+		l->seg[1] = p + 2 * XFER_THP;
+		l->seg_len[1] = len - len / 2;
+		l->nseg = 2;
+		return 0;
 	}
-	return NULL;
+	if (!why[0])
+		snprintf(why, 160, "destination mmap: %s", strerror(errno));
+	return -1;
 }
 
 /* Are the @len bytes at @got what the writer of @c sent? */
-static bool expected_bytes(const struct xfer_case *c, const char *got,
-			   size_t len, char *msg)
+static bool expected_bytes(const struct xfer_case *c, size_t pattern_off,
+			   const char *got, size_t len, char *msg)
 {
-	size_t bad;
+	size_t ps = page_size(), bad;
 
-	if (c->src == SRC_UNTOUCHED) {
+	if (c->mem == MEM_UNTOUCHED || c->mem == MEM_HUGE_ZERO) {
 		if (all_bytes_are(got, len, 0))
 			return true;
-		snprintf(msg, 128, "expected zeros");
+		snprintf(msg, 160, "expected zeros");
 		return false;
 	}
-	if (c->src == SRC_DUP) {
+	if (c->mod == MOD_DUP) {
 		size_t half = len / 2;
 
-		bad = pattern_check(got, half, SEED, c->src_off);
+		bad = pattern_check(got, half, SEED, pattern_off);
 		if (bad == (size_t)-1)
-			bad = pattern_check(got + half, half, SEED, c->src_off);
+			bad = pattern_check(got + half, half, SEED, pattern_off);
+	} else if (c->mem == MEM_MIXED) {
+		bad = pattern_check(got, 4 * ps, SEED ^ 1, 0);
+		if (bad == (size_t)-1)
+			bad = pattern_check(got + 4 * ps, XFER_THP, SEED, pattern_off);
+		if (bad == (size_t)-1)
+			bad = pattern_check(got + 4 * ps + XFER_THP, 4 * ps, SEED ^ 2, 0);
 	} else {
-		bad = pattern_check(got, len, SEED, c->src_off);
+		bad = pattern_check(got, len, SEED, pattern_off);
 	}
 	if (bad == (size_t)-1)
 		return true;
-	snprintf(msg, 128, "wrong byte at offset %zu", bad);
+	snprintf(msg, 160, "wrong byte at offset %zu", bad);
 	return false;
+}
+
+/* Every byte of the guarded area outside the segments as it was set up. */
+static bool guards_intact(const struct dst_layout *l, char *msg)
+{
+	size_t ps = page_size();
+
+	for (char *q = l->lo; q < l->hi; q++) {
+		bool in = false;
+		unsigned char want;
+
+		for (int s = 0; s < l->nseg; s++)
+			in |= q >= l->seg[s] && q < l->seg[s] + l->seg_len[s];
+		if (in)
+			continue;
+		want = q < l->lo + ps || q >= l->hi - ps ? GUARD_BYTE : l->inside;
+		if ((unsigned char)*q != want) {
+			snprintf(msg, 160, "reader: byte at %+td of the range is 0x%02x, was 0x%02x",
+				 q - l->seg[0], (unsigned char)*q, want);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Poison the page frame @pfn (debugfs hwpoison), as a memory error would. */
+static int poison_pfn(uint64_t pfn, char *why)
+{
+	char val[32];
+
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)pfn);
+	if (proc_write("/sys/kernel/debug/hwpoison/corrupt-pfn", val)) {
+		snprintf(why, 160, "hwpoison corrupt-pfn: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A pipe for @c that never fills: its copy path needs a slot per page.
+ * Where the size is refused (no CAP_SYS_RESOURCE beyond pipe-max-size),
+ * the largest allowed, and *@stream tells the two sides to overlap.
+ */
+static int size_pipe(int fd, const struct xfer_case *c, bool *stream)
+{
+	size_t ps = page_size(), need = 16 * ps + 2 * round_up(c->src_off + c->len, ps);
+	long max = 1 << 20;
+	FILE *f;
+
+	*stream = false;
+	if (fcntl(fd, F_SETPIPE_SZ, (int)need) >= 0)
+		return 0;
+	f = fopen("/proc/sys/fs/pipe-max-size", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 1 << 20;
+		fclose(f);
+	}
+	*stream = true;
+	return fcntl(fd, F_SETPIPE_SZ, (int)max) < 0 ? -1 : 0;
+}
+
+/* All of @iov with vmsplice(), in as many calls as it takes (streaming). */
+static ssize_t vmsplice_all(int fd, struct iovec *iov, int n,
+			    unsigned int flags)
+{
+	struct iovec v[3];
+	ssize_t total = 0, r;
+	int i = 0;
+
+	memcpy(v, iov, n * sizeof(*iov));
+	while (i < n) {
+		r = vmsplice(fd, v + i, n - i, flags);
+		if (r <= 0)
+			return total ? total : r;
+		total += r;
+		while (r > 0 && i < n) {
+			size_t k = (size_t)r < v[i].iov_len ? (size_t)r : v[i].iov_len;
+
+			v[i].iov_base = (char *)v[i].iov_base + k;
+			v[i].iov_len -= k;
+			r -= k;
+			if (!v[i].iov_len)
+				i++;
+		}
+	}
+	return total;
 }
 
 int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 {
 	int p[2], ctl[2], go[2], t[2] = { -1, -1 };
 	size_t ps = page_size();
-	size_t dlen = round_up_page(c->len) + ps;
+	bool stream, tstream;
+	struct dst_layout l;
+	struct iovec iov[2];
 	struct report rep;
-	struct iovec iov;
-	char *dst, *base;
-	long long rss;
+	long long rss, thp;
 	pid_t pid;
 	int pm;
 
 	memset(res, 0, sizeof(*res));
-	if (c->len > XFER_MAX_PAGES * ps)
+	if (c->len > XFER_MAX_PAGES * ps / 2 + 16 * ps)
 		return -1;
 	if (pipe2(p, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
 		return -1;
 	/* Room for the whole hand-over, so the writer never blocks. */
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)(2 * XFER_MAX_PAGES * ps)) < 0)
+	if (size_pipe(p[1], c, &stream))
 		return -1;
-	if (c->tee) {
-		if (pipe2(t, O_CLOEXEC) ||
-		    fcntl(t[1], F_SETPIPE_SZ, (int)(2 * XFER_MAX_PAGES * ps)) < 0)
-			return -1;
-	}
+	if (c->tee && (pipe2(t, O_CLOEXEC) || size_pipe(t[1], c, &tstream) || tstream))
+		return -1;
 	xfer_counters_read(&res->before);
 
 	pid = fork();
@@ -542,9 +1147,11 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		close(p[0]);
 		close(ctl[0]);
 		close(go[1]);
-		writer(c, p[1], ctl[1], go[0]);
+		writer(c, p[1], ctl[1], go[0], stream);
 	}
-	close(p[1]);
+	/* DST_REFERENCED: the reader puts a page of its own in, too. */
+	if (c->dst != DST_REFERENCED)
+		close(p[1]);
 	close(ctl[1]);
 	close(go[0]);
 
@@ -554,76 +1161,140 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 	res->werrno = rep.werrno;
 	res->writer_zero = rep.writer_zero;
 	res->writer_intact = rep.writer_intact;
+	res->guards_ok = rep.guards_ok;
+	memcpy(res->guards_msg, rep.guards_msg, sizeof(res->guards_msg));
 	res->npages = rep.npages;
 	memcpy(res->src_pfn, rep.src_pfn, sizeof(rep.src_pfn));
 	res->writer_rss_drop_kb = rep.rss_drop_kb;
+	res->writer_thp_drop_kb = rep.thp_drop_kb;
 	if (rep.skipped) {
 		res->skipped = true;
 		memcpy(res->skip_reason, rep.skip_reason, sizeof(res->skip_reason));
 		goto done;
 	}
+	if (stream) {
+		/* The pre-gift report; the rest comes after the data. */
+		struct report post;
 
-	base = map_dst(c->dst, dlen, res->skip_reason);
-	if (!base) {
+		if (map_dst(c, &l, res->skip_reason)) {
+			res->skipped = true;
+			goto done;
+		}
+		for (int s = 0; s < l.nseg; s++)
+			iov[s] = (struct iovec){ l.seg[s], l.seg_len[s] };
+		res->rret = vmsplice_all(p[0], iov, l.nseg, c->rflags);
+		res->rerrno = errno;
+		if (full_read(ctl[0], &post, sizeof(post)))
+			goto fail;
+		res->wret = post.wret;
+		res->werrno = post.werrno;
+		res->writer_zero = post.writer_zero;
+		res->writer_intact = post.writer_intact;
+		res->guards_ok = post.guards_ok;
+		memcpy(res->guards_msg, post.guards_msg, sizeof(res->guards_msg));
+		goto check;
+	}
+	if (c->mod == MOD_AIO_PINNED && !rep.in_flight) {
 		res->skipped = true;
-		if (!res->skip_reason[0])
-			snprintf(res->skip_reason, sizeof(res->skip_reason),
-				 "destination mmap: %s", strerror(errno));
+		snprintf(res->skip_reason, sizeof(res->skip_reason),
+			 "the O_DIRECT read completed before the gift");
 		goto done;
 	}
-	dst = base + (c->dst == DST_UNALIGNED ? 8 : 0);
 
+	if (map_dst(c, &l, res->skip_reason)) {
+		res->skipped = true;
+		goto done;
+	}
+	if (c->mod == MOD_NUMA &&
+	    bind_node(l.lo, (size_t)(l.hi - l.lo), 1, res->skip_reason)) {
+		res->skipped = true;
+		goto done;
+	}
+	if (c->mod == MOD_HWPOISON && poison_pfn(rep.src_pfn[0], res->skip_reason)) {
+		res->skipped = true;
+		goto done;
+	}
 	if (c->tee && tee(p[0], t[1], c->len, 0) != (ssize_t)c->len)
 		goto fail;
+	if (c->dst == DST_REFERENCED) {
+		/* The first destination page, in the pipe after the data. */
+		iov[0] = (struct iovec){ l.seg[0], ps };
+		if (vmsplice(p[1], iov, 1, SPLICE_F_GIFT) != (ssize_t)ps)
+			goto fail;
+	}
 
 	pm = pagemap_open();
+	for (size_t i = 0; i < rep.npages; i++)
+		res->dst_pfn_before[i] = pagemap_pfn(pm, l.seg[0] + i * ps);
 	/* Clear soft-dirty bits: moved-in pages must come back soft-dirty. */
-	{
-		int cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-
-		if (cr >= 0) {
-			if (write(cr, "4", 1) != 1)
-				res->dst_soft_dirty = false;
-			close(cr);
-		}
-	}
+	proc_write("/proc/self/clear_refs", "4");
 	rss = self_status_kb("RssAnon");
-	iov.iov_base = dst;
-	iov.iov_len = c->len;
-	res->rret = vmsplice(p[0], &iov, 1, c->rflags);
+	thp = self_smaps_kb("AnonHugePages");
+	for (int s = 0; s < l.nseg; s++)
+		iov[s] = (struct iovec){ l.seg[s], l.seg_len[s] };
+	res->rret = vmsplice(p[0], iov, l.nseg, c->rflags);
 	res->rerrno = errno;
 	res->reader_rss_rise_kb = self_status_kb("RssAnon") - rss;
+	res->reader_thp_rise_kb = self_smaps_kb("AnonHugePages") - thp;
 	res->dst_soft_dirty = true;
-	for (size_t i = 0; i < res->npages; i++) {
-		res->dst_pfn[i] = pagemap_pfn(pm, base + i * ps);
-		if (i * ps < c->len &&
-		    !(pagemap_entry(pm, base + i * ps) & (1ULL << 55)))
+	for (size_t i = 0; i < rep.npages; i++) {
+		char *a = l.seg[0] + i * ps;
+
+		res->dst_pfn[i] = pagemap_pfn(pm, a);
+		if (l.nseg == 1 && i * ps < c->len &&
+		    !(pagemap_entry(pm, a) & (1ULL << 55)))
 			res->dst_soft_dirty = false;
 	}
 	close(pm);
 
+check:
 	if (c->dst == DST_READONLY || c->dst == DST_PKEY_RO) {
 		/* Nothing may be lost: the data must still be in the pipe. */
-		char *buf = map_anon(dlen);
+		char *buf = map_anon(c->len);
 
 		res->data_ok = buf && read(p[0], buf, c->len) == (ssize_t)c->len &&
-			       expected_bytes(c, buf, c->len, res->data_msg);
+			       expected_bytes(c, rep.pattern_off, buf, c->len,
+					      res->data_msg);
 	} else {
-		res->data_ok = res->rret == (ssize_t)c->len &&
-			       expected_bytes(c, dst, c->len, res->data_msg);
+		char *got = l.nseg == 1 ? l.seg[0] : map_anon(c->len);
+
+		if (got && l.nseg == 2) {
+			memcpy(got, l.seg[0], l.seg_len[0]);
+			memcpy(got + l.seg_len[0], l.seg[1], l.seg_len[1]);
+		}
+		res->data_ok = res->rret == (ssize_t)c->len && got &&
+			       expected_bytes(c, rep.pattern_off, got, c->len,
+					      res->data_msg);
 		if (res->rret != (ssize_t)c->len)
 			snprintf(res->data_msg, sizeof(res->data_msg),
 				 "read returned %zd (%s)", res->rret,
 				 strerror(res->rerrno));
 	}
+	if (res->guards_ok && c->dst != DST_HUGETLB)
+		res->guards_ok = guards_intact(&l, res->guards_msg);
 	if (c->tee && res->data_ok) {
 		/* The tee()d copy must deliver the same bytes. */
-		char *dst2 = map_anon(dlen);
+		char *dst2 = map_anon(c->len);
 
-		iov.iov_base = dst2;
+		iov[0] = (struct iovec){ dst2, c->len };
 		res->data_ok = dst2 &&
-			vmsplice(t[0], &iov, 1, c->rflags) == (ssize_t)c->len &&
-			expected_bytes(c, dst2, c->len, res->data_msg);
+			vmsplice(t[0], iov, 1, c->rflags) == (ssize_t)c->len &&
+			expected_bytes(c, rep.pattern_off, dst2, c->len,
+				       res->data_msg);
+	}
+	if (c->dst == DST_REFERENCED && res->data_ok) {
+		/*
+		 * The buffer that referenced the destination page must now
+		 * deliver what the copy wrote into it: the data just read.
+		 */
+		char *again = map_anon(ps);
+
+		res->data_ok = again && read(p[0], again, ps) == (ssize_t)ps &&
+			       expected_bytes(c, rep.pattern_off, again, ps,
+					      res->data_msg);
+		if (!res->data_ok && !res->data_msg[0])
+			snprintf(res->data_msg, sizeof(res->data_msg),
+				 "the referencing buffer lost the new bytes");
 	}
 	xfer_counters_read(&res->after);
 
@@ -631,13 +1302,15 @@ done:
 	if (write(go[1], "g", 1) != 1)
 		goto fail;
 	waitpid(pid, NULL, 0);
-	if (c->src == SRC_OTHER_MEMCG) {
+	if (c->mod == MOD_OTHER_MEMCG) {
 		char path[128];
 
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-xfer-%d", pid);
 		rmdir(path);
 	}
 	close(p[0]);
+	if (c->dst == DST_REFERENCED)
+		close(p[1]);
 	close(ctl[0]);
 	close(go[1]);
 	if (c->tee) {

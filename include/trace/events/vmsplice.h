@@ -13,6 +13,7 @@ TRACE_DEFINE_ENUM(VMSPLICE_MOVED_ZERO);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_NOT_GIFT);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_PARTIAL);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_DST_VMA);
+TRACE_DEFINE_ENUM(VMSPLICE_FB_DST_BUSY);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_NOT_ANON);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_KSM);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_LARGE);
@@ -21,6 +22,8 @@ TRACE_DEFINE_ENUM(VMSPLICE_FB_PINNED);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_REFS);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_SWAPCACHE);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_MEMCG);
+TRACE_DEFINE_ENUM(VMSPLICE_FB_NUMA);
+TRACE_DEFINE_ENUM(VMSPLICE_FB_HWPOISON);
 TRACE_DEFINE_ENUM(VMSPLICE_FB_BUSY);
 
 #define show_vmsplice_move_result(result)				\
@@ -30,6 +33,7 @@ TRACE_DEFINE_ENUM(VMSPLICE_FB_BUSY);
 			 { VMSPLICE_FB_NOT_GIFT, "not_gift" },		\
 			 { VMSPLICE_FB_PARTIAL, "partial" },		\
 			 { VMSPLICE_FB_DST_VMA, "dst_vma" },		\
+			 { VMSPLICE_FB_DST_BUSY, "dst_busy" },		\
 			 { VMSPLICE_FB_NOT_ANON, "not_anon" },		\
 			 { VMSPLICE_FB_KSM, "ksm" },			\
 			 { VMSPLICE_FB_LARGE, "large" },		\
@@ -38,23 +42,29 @@ TRACE_DEFINE_ENUM(VMSPLICE_FB_BUSY);
 			 { VMSPLICE_FB_REFS, "refs" },			\
 			 { VMSPLICE_FB_SWAPCACHE, "swapcache" },	\
 			 { VMSPLICE_FB_MEMCG, "memcg" },		\
+			 { VMSPLICE_FB_NUMA, "numa" },			\
+			 { VMSPLICE_FB_HWPOISON, "hwpoison" },		\
 			 { VMSPLICE_FB_BUSY, "busy" })
 
 /*
- * One pipe buffer read by vmsplice(SPLICE_F_MOVE): moved (or, for the zero
- * page, cleared) at @addr, or copied for the reason given.
+ * Part of a pipe buffer read by vmsplice(SPLICE_F_MOVE): @nr pages moved
+ * (or, for a zero page, cleared) at @addr, or copied there for the reason
+ * given.  @pfn is the buffer's first page frame.
  */
 TRACE_EVENT(vmsplice_move,
-	    TP_PROTO(unsigned long addr, unsigned long pfn, int result),
-	    TP_ARGS(addr, pfn, result),
+	    TP_PROTO(unsigned long addr, unsigned long pfn, unsigned long nr,
+		     int result),
+	    TP_ARGS(addr, pfn, nr, result),
 	    TP_STRUCT__entry(__field(unsigned long, addr)
 			     __field(unsigned long, pfn)
+			     __field(unsigned long, nr)
 			     __field(int, result)),
 	    TP_fast_assign(__entry->addr = addr;
 			   __entry->pfn = pfn;
+			   __entry->nr = nr;
 			   __entry->result = result;),
-	    TP_printk("addr=0x%lx pfn=0x%lx result=%s",
-		      __entry->addr, __entry->pfn,
+	    TP_printk("addr=0x%lx pfn=0x%lx nr=%lu result=%s",
+		      __entry->addr, __entry->pfn, __entry->nr,
 		      show_vmsplice_move_result(__entry->result))
 );
 

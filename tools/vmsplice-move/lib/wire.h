@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The hand-off wire format (internal; documented in vsm_send(3)).
+ *
+ * Sender -> receiver, with the pipe's read end attached (SCM_RIGHTS):
+ *   struct vsm_wire_hello, then nr_regions x struct vsm_wire_region.
+ * Receiver -> sender: ACCEPT or ABORT.
+ * Data: the regions' bytes, concatenated, through the pipe.
+ * Receiver -> sender: DONE (bytes taken) or ABORT.
+ * Either side may send ABORT at any time after the hello.
+ * All integers are host byte order (both ends share one kernel).
+ */
+#ifndef VMSPLICE_MOVE_WIRE_H
+#define VMSPLICE_MOVE_WIRE_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "vmsplice_move.h"
+
+#define VSM_MAGIC_HELLO		0x48534d56u	/* "VMSH" */
+#define VSM_MAGIC_MSG		0x4d534d56u	/* "VMSM" */
+
+#define VSM_WIRE_F_CHECKSUM	0x1u	/* regions carry XXH3-64 sums */
+#define VSM_WIRE_F_UNMAP	0x2u	/* the sender gives with UNMAP */
+#define VSM_WIRE_F_KNOWN	(VSM_WIRE_F_CHECKSUM | VSM_WIRE_F_UNMAP)
+
+struct vsm_wire_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t hello_size;	/* sizeof(struct vsm_wire_hello) */
+	uint32_t flags;		/* VSM_WIRE_F_* */
+	uint32_t page_size;
+	uint32_t nr_regions;
+	uint32_t region_size;	/* sizeof(struct vsm_wire_region) */
+	uint64_t total_bytes;	/* sum of the regions' lengths */
+	uint64_t pipe_size;
+	uint64_t table_sum;	/* XXH3-64 of the region table */
+	uint64_t hello_sum;	/* XXH3-64 of this struct, hello_sum = 0 */
+};
+
+struct vsm_wire_region {
+	uint64_t len;
+	uint32_t flags;		/* VSM_REGION_* */
+	uint32_t reserved;	/* 0 */
+	uint64_t sum;		/* contents, when VSM_WIRE_F_CHECKSUM */
+};
+
+enum {
+	VSM_MSG_ACCEPT = 1,
+	VSM_MSG_DONE = 2,
+	VSM_MSG_ABORT = 3,
+};
+
+#define VSM_REASON_MAX	128
+
+struct vsm_wire_msg {
+	uint32_t magic;
+	uint16_t type;		/* VSM_MSG_* */
+	uint16_t msg_size;	/* sizeof(struct vsm_wire_msg) */
+	int32_t error;		/* enum vsm_error, ABORT */
+	uint32_t reserved;
+	uint64_t bytes;		/* bytes given (sender) / taken (receiver) */
+	char reason[VSM_REASON_MAX];	/* NUL-terminated, ABORT */
+};
+
+/* Outcome of a socket operation. */
+enum wire_status {
+	WIRE_OK,
+	WIRE_EOF,	/* the peer closed the connection */
+	WIRE_TIMEOUT,
+	WIRE_ERR,	/* errno set */
+};
+
+/* Milliseconds from @opts' timeout: 0 -> default, < 0 -> forever (-1). */
+int wire_timeout(int timeout_ms);
+
+/*
+ * Wait up to @timeout_ms for @events on @fd (and, when @fd2 >= 0, for
+ * POLLIN on @fd2): returns bit 0 when @fd is ready, bit 1 when @fd2 is,
+ * 0 on timeout, -1 on error.  Restarts after EINTR with the time left.
+ */
+int wire_poll2(int fd, short events, int fd2, int timeout_ms);
+
+/*
+ * Send @len bytes, each wait bounded by @timeout_ms; @pass_fd >= 0 goes
+ * along with the first byte (SCM_RIGHTS).  Never raises SIGPIPE.
+ */
+enum wire_status wire_send(int sock, const void *buf, size_t len,
+			   int pass_fd, int timeout_ms);
+
+/*
+ * Receive exactly @len bytes.  *@got (when not NULL) counts what arrived.
+ * The first descriptor that comes along is stored in @fds[0] when @fds and
+ * @nr_fds are given and *@nr_fds is 0 (then set to 1); any other is closed
+ * and counted in *@extra_fds.
+ */
+enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
+			   int *fds, int *nr_fds, int *extra_fds,
+			   int timeout_ms);
+
+/* One control message each way. */
+enum wire_status wire_send_msg(int sock, int type, int error, uint64_t bytes,
+			       const char *reason, int timeout_ms);
+
+/*
+ * Receive and check one control message: WIRE_OK with @m valid (reason
+ * NUL-terminated), or a failure with @why describing it.
+ */
+enum wire_status wire_recv_msg(int sock, struct vsm_wire_msg *m,
+			       char *why, size_t why_len, int timeout_ms);
+
+/* Set rep->error/sys_errno/reason unless an earlier error is recorded. */
+void rep_fail(struct vsm_report *rep, enum vsm_error e, int sys_errno,
+	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Monotonic seconds. */
+double wire_now(void);
+
+#endif
