@@ -26,6 +26,7 @@
  * finishes the job from the journal.
  */
 #define _GNU_SOURCE
+#include "cmd.h"
 #include "handoff.h"
 #include "inject.h"
 #include "journal.h"
@@ -34,6 +35,7 @@
 #include "stream.h"
 #include "xfer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -61,7 +63,7 @@
 
 struct opts {
 	const char *src_qmp, *dst_qmp, *dst_exec, *journal, *tmpdir;
-	unsigned long long min_block;
+	uint64_t min_block;
 	bool json, quiet, progress, recover, force_copy;
 	bool sparse, backup;
 	int timeout_s;
@@ -95,6 +97,8 @@ struct ctx {
 	const char *fail_action;
 	int hits;
 	char err[1024];
+	bool env;		/* the refusal is this system's (exit 5) */
+	bool dst_quit, dst_died; /* we told it to quit; it had exited before */
 	bool progress_shown;
 };
 
@@ -118,6 +122,9 @@ static int cerr(struct ctx *c, const char *fmt, ...)
 	va_end(ap);
 	return -1;
 }
+
+/* A refusal that no retry fixes: this system (policy, limits) cannot. */
+#define cerr_env(c, ...)	((c)->env = true, cerr((c), __VA_ARGS__))
 
 static void note(struct ctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -429,6 +436,54 @@ static int locate_blocks(struct ctx *c)
 	return 0;
 }
 
+/* Why ptrace may be refused here, and what to do: for the error message. */
+static const char *ptrace_hint(void)
+{
+	static char hint[256];
+	int scope = -1;
+	FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+
+	if (f) {
+		if (fscanf(f, "%d", &scope) != 1)
+			scope = -1;
+		fclose(f);
+	}
+	if (scope >= 3)
+		snprintf(hint, sizeof(hint), "; kernel.yama.ptrace_scope is %d: no process may be traced until reboot", scope);
+	else if (scope >= 1 && geteuid())
+		snprintf(hint, sizeof(hint), "; kernel.yama.ptrace_scope is %d: run as root (CAP_SYS_PTRACE)%s", scope,
+			 scope == 1 ? " or set it to 0" : "");
+	else
+		snprintf(hint, sizeof(hint), "; is another debugger attached (TracerPid in /proc/PID/status)?");
+	return hint;
+}
+
+/*
+ * Enough memory for what the hand-off holds on top of the guest's pages:
+ * on the copy path the destination allocates each page before the pipe
+ * lets go of the source's, one batch of pipes at a time.
+ */
+static int memory_check(struct ctx *c)
+{
+	char line[128];
+	unsigned long long kb = 0, avail = 0;
+	uint64_t batch = (uint64_t)c->x.pipe_size * c->x.pipes_per_batch, need;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return cerr(c, "/proc/meminfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			avail = kb << 10;
+	fclose(f);
+	need = (16ULL << 20) + (c->x.unmap ? 0 : (batch < c->x.total ? batch : c->x.total));
+	if (avail < need)
+		return cerr_env(c, "not enough memory: the %s path needs %.0f MiB free beside the guest's RAM, MemAvailable is %.0f MiB (free some memory%s)",
+				c->x.unmap ? "move" : "copy", need / MIB, avail / MIB,
+				c->x.unmap ? "" : ", or hand over on a kernel with SPLICE_F_UNMAP, which moves pages");
+	return 0;
+}
+
 /* Seize and release a process once: is ptrace allowed, can we inject? */
 static int ptrace_check(struct ctx *c, pid_t pid, const char *what)
 {
@@ -437,7 +492,7 @@ static int ptrace_check(struct ctx *c, pid_t pid, const char *what)
 	long r;
 
 	if (!v)
-		return cerr(c, "%s (pid %d): %s", what, pid, err);
+		return cerr_env(c, "%s (pid %d): %s%s", what, pid, err, ptrace_hint());
 	r = vsm_inject(v, SYS_getpid, 0, 0, 0, 0, 0, 0);
 	vsm_inject_release(v);
 	if (r != pid)
@@ -448,16 +503,17 @@ static int ptrace_check(struct ctx *c, pid_t pid, const char *what)
 static int count_fds(pid_t pid)
 {
 	char path[64];
+	struct dirent *e;
 	int n = 0;
-	FILE *f;
+	DIR *d;
 
-	snprintf(path, sizeof(path), "ls /proc/%d/fd 2>/dev/null | wc -l", pid);
-	f = popen(path, "r");
-	if (!f)
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
 		return -1;
-	if (fscanf(f, "%d", &n) != 1)
-		n = -1;
-	pclose(f);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
 	return n;
 }
 
@@ -489,13 +545,15 @@ static int fd_budget(struct ctx *c)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if ((long)rl.rlim_cur < 2 * pipes + 64)
-		return cerr(c, "this tool may open %llu files, the pipes need %ld (raise ulimit -n, or fs.pipe-max-size for larger pipes)",
+		return cerr_env(c, "this tool may open %llu files, the pipes need %ld (raise ulimit -n, or fs.pipe-max-size for larger pipes)",
 			    (unsigned long long)rl.rlim_cur, 2 * pipes + 64);
 	for (int i = 0; i < 2; i++) {
 		pid_t pid = i ? c->dst_pid : c->src_pid;
 		long need = (i ? 2 : 2) * pipes + 16;
 		int open_fds = count_fds(pid);
 
+		if (open_fds < 0)
+			return cerr(c, "cannot list /proc/%d/fd: %s", pid, strerror(errno));
 		if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl))
 			return cerr(c, "prlimit %d: %s", pid, strerror(errno));
 		if ((long)rl.rlim_cur < open_fds + need) {
@@ -504,7 +562,7 @@ static int fd_budget(struct ctx *c)
 			nr.rlim_cur = open_fds + need;
 			if ((long)nr.rlim_max < (long)nr.rlim_cur ||
 			    prlimit(pid, RLIMIT_NOFILE, &nr, NULL))
-				return cerr(c, "%s (pid %d) may open %llu files, has %d and needs %ld more for the pipes",
+				return cerr_env(c, "%s (pid %d) may open %llu files, has %d and needs %ld more for the pipes (start it with a higher ulimit -n, or run this as root)",
 					    i ? "the destination" : "the source", pid,
 					    (unsigned long long)rl.rlim_cur, open_fds, need);
 			note(c, "raised the open-file limit of pid %d to %llu",
@@ -596,7 +654,7 @@ static int preflight(struct ctx *c)
 		return cerr(c, "query-version failed");
 	/* What this tool knows of QEMU's migration and memory layout. */
 	if (maj != 7 || min != 2 || dmaj != 7 || dmin != 2)
-		return cerr(c, "QEMU %s -> %s: only QEMU 7.2 is understood by this tool",
+		return cerr_env(c, "QEMU %s -> %s: only QEMU 7.2 is understood by this tool (its migration stream and RAM layout are checked against 7.2)",
 			    c->src_version, c->dst_version);
 	s = vsm_qmp_status(c->src, QMP_MS);
 	if (!s)
@@ -641,7 +699,7 @@ static int preflight(struct ctx *c)
 	c->x.sparse = c->o.sparse;
 	if (vsm_xfer_plan(&c->x, c->src_pid))
 		return cerr(c, "%s", c->x.err);
-	if (fd_budget(c))
+	if (fd_budget(c) || memory_check(c))
 		return -1;
 	/* What the two QEMUs and this tool hold besides the guest's pages. */
 	{
@@ -705,6 +763,26 @@ static bool proc_alive(pid_t pid, unsigned long long start)
 		fclose(f);
 	}
 	return !zombie;
+}
+
+/* @pid exists and is not a zombie. */
+static bool pid_running(pid_t pid)
+{
+	char path[64], s[512];
+	bool run = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fgets(s, sizeof(s), f)) {
+			char *p = strrchr(s, ')');
+
+			run = p && p[1] && p[2] != 'Z' && p[2] != 'X';
+		}
+		fclose(f);
+	}
+	return run;
 }
 
 static int listen_unix(const char *path)
@@ -929,6 +1007,10 @@ static void close_remote_fds(struct ctx *c, struct vsm_victim *src)
 
 static void quit_dest(struct ctx *c)
 {
+	/* Gone before we asked: what the error message should point at. */
+	if (c->dst_pid > 0 && !pid_running(c->dst_pid))
+		c->dst_died = true;
+	c->dst_quit = true;
 	if (c->dst && !vsm_qmp_broken(c->dst))
 		vsm_qmp_run(c->dst, "quit", NULL, 2000);
 	if (c->dst_pid > 0 && proc_alive(c->dst_pid, c->j.dst_start)) {
@@ -1421,9 +1503,11 @@ static void usage(FILE *f)
 	      "  -q, --quiet\n"
 	      "  -h, --help\n"
 	      "\n"
-	      "Exit status: 0 handed over; 1 refused or failed before anything was\n"
-	      "touched; 2 usage; 3 failed midway, the source resumed with all its RAM;\n"
-	      "4 failed and guest RAM could not be returned (see the message).\n", f);
+	      "Exit status: 0 handed over; 1 failed before anything was touched (the\n"
+	      "source runs on); 2 usage; 3 failed midway, the source resumed with all\n"
+	      "its RAM; 4 failed and guest RAM could not be returned (see the message);\n"
+	      "5 refused by this system (ptrace policy, QEMU version, fd or memory\n"
+	      "limits), nothing touched.  See vmsplice-move(1).\n", f);
 }
 
 int vsm_cmd_qemu_handoff(int argc, char **argv)
@@ -1454,7 +1538,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 	c->o.sparse = true;
 	c->o.backup = true;
 	c->o.progress = isatty(2);
-	optind = 1;
+	optind = 0;	/* glibc: a fresh getopt (the command parsed its own options) */
 	while ((opt = getopt_long(argc, argv, "s:d:e:j:rpqh", lo, NULL)) != -1) {
 		switch (opt) {
 		case 's': c->o.src_qmp = optarg; break;
@@ -1462,7 +1546,12 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		case 'e': c->o.dst_exec = optarg; break;
 		case 'j': c->o.journal = optarg; break;
 		case 'r': c->o.recover = true; break;
-		case 'm': c->o.min_block = strtoull(optarg, NULL, 0); break;
+		case 'm':
+			if (parse_size(optarg, &c->o.min_block)) {
+				free(c);
+				return usage_error("qemu-handoff", "--min-block: '%s' is not a size (4096, 64K, 1M)", optarg);
+			}
+			break;
 		case 'c': c->o.force_copy = true; break;
 		case 'S': c->o.sparse = false; break;
 		case 'B': c->o.backup = false; break;
@@ -1471,14 +1560,20 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		case 'p': c->o.progress = true; break;
 		case 'q': c->o.quiet = true; break;
 		case 'h': usage(stdout); free(c); return VSM_EXIT_OK;
-		default: usage(stderr); free(c); return VSM_EXIT_USAGE;
+		default: free(c); return usage_error("qemu-handoff", "unknown option");
 		}
 	}
-	if (optind != argc || (c->o.recover ? !c->o.journal :
-			       (!c->o.src_qmp || !c->o.dst_qmp))) {
-		usage(stderr);
+	if (optind != argc) {
 		free(c);
-		return VSM_EXIT_USAGE;
+		return usage_error("qemu-handoff", "unexpected argument '%s'", argv[optind]);
+	}
+	if (c->o.recover ? !c->o.journal : (!c->o.src_qmp || !c->o.dst_qmp)) {
+		bool recover = c->o.recover;
+
+		free(c);
+		return usage_error("qemu-handoff", recover ?
+				   "--recover needs --journal FILE (the journal of the interrupted hand-off)" :
+				   "--source-qmp and --dest-qmp are both needed");
 	}
 	signal(SIGPIPE, SIG_IGN);
 	failpoint_init(c);
@@ -1508,7 +1603,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 	if (preflight(c)) {
 		fprintf(stderr, "qemu-handoff: %s\n", c->err);
 		fprintf(stderr, "qemu-handoff: nothing was changed; the source VM runs on\n");
-		status = VSM_EXIT_ERROR;
+		status = c->env ? VSM_EXIT_ENV : VSM_EXIT_ERROR;
 		goto out;
 	}
 	if (c->o.journal) {
@@ -1523,8 +1618,13 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		     c->x.unmap ? "move" : "copy (kernel without SPLICE_F_UNMAP)",
 		     c->x.nblocks, c->x.total / MIB, c->guest_ram / MIB, c->j.path);
 	status = handoff(c);
-	if (status != VSM_EXIT_OK)
+	if (status != VSM_EXIT_OK) {
 		fprintf(stderr, "qemu-handoff: %s\n", c->err);
+		/* The usual cause of a lost QMP connection or a failed injection. */
+		if (c->dst_died || (c->dst_pid > 0 && !c->dst_quit && !pid_running(c->dst_pid)))
+			fprintf(stderr, "qemu-handoff: the destination QEMU (pid %d) has exited: see its standard error\n",
+				c->dst_pid);
+	}
 out:
 	if (!c->o.recover || c->o.json)
 		report(c, status);

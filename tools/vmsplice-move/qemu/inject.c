@@ -402,7 +402,7 @@ static int find_gadgets(struct vsm_victim *v)
 			return 0;
 		}
 	}
-	set_err(v, "no \"syscall; ret\" or rt_sigreturn trampoline in the executable memory of %d",
+	set_err(v, "no \"syscall; ret\" or rt_sigreturn trampoline in the executable memory of %d (not an x86-64 glibc process?)",
 		v->pid);
 	return -1;
 }
