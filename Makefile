@@ -92,9 +92,9 @@ $(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c
 	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/inject.c $(LDLIBS)
 
 # The test runs the command (VSM_CMD) and boots the guest.
-$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(VSM_CMD) $(QEMU_GUEST) | $(KHDR)
+$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_CMD) $(QEMU_GUEST) | $(KHDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DVSM_CMD='"$(abspath $(VSM_CMD))"' -o $@ $< -ljson-c $(LDLIBS)
+	$(CC) $(CFLAGS) -DVSM_CMD='"$(abspath $(VSM_CMD))"' -o $@ $< $(LIB_OBJS) -ljson-c $(LDLIBS)
 
 $(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
 	@mkdir -p $(dir $@)
@@ -110,6 +110,12 @@ demo-handoff: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools tests
 	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
 		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_MIB)
+# Every hand-off test in the patched debug VM (nested TCG, ~15 min);
+# make check runs the move-path subset there and all of them on the host.
+check-handoff-vm: deps kernel-debug tests
+	VMSPLICE_HANDOFF_ALL=1 VMSPLICE_REQUIRE_MOVE=1 tests/vm/run \
+		--bzimage $(BUILD)/kernel-debug/arch/x86/boot/bzImage --timeout 2400 -- \
+		$(TESTBIN)/qemu_handoff
 # ---- end of the QEMU hand-off block --------------------------------------
 
 check: deps

@@ -1388,6 +1388,9 @@ static int recover(struct ctx *c)
 
 static void report(struct ctx *c, int status)
 {
+	/* A failed hand-off: what the kernel counted up to the rollback. */
+	if (c->c0.have && !c->c1.have)
+		read_counters(&c->c1);
 	long long moved = (c->c1.moved - c->c0.moved) * 4096LL;
 	long long zero = (c->c1.zero - c->c0.zero) * 4096LL;
 	long long fallback = (c->c1.fallback - c->c0.fallback) * 4096LL;
