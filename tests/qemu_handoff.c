@@ -188,7 +188,7 @@ static bool wait_file(const char *path, int ms)
 static bool in_vm_subset(const char *test)
 {
 	static const char *const subset[] = {
-		"handoff", "fail_take", "fail_taken_dest_dies", "killed_take",
+		"handoff", "fail_take", "fail_loaded_dest_dies", "killed_take",
 	};
 	const char *all = getenv("VMSPLICE_HANDOFF_ALL");
 
@@ -243,6 +243,23 @@ FIXTURE_TEARDOWN(vm)
 		TH_LOG("cannot remove %s", self->dir);
 }
 
+/* What the tool's last run said on stderr (its notes): for failure logs. */
+static const char *tool_err(FIXTURE_DATA(vm) *self)
+{
+	static char buf[8192];
+	char path[200];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/tool.out.err", self->dir);
+	f = fopen(path, "r");
+	n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[n] = 0;
+	if (f)
+		fclose(f);
+	return buf;
+}
+
 /*
  * Run the tool (@failpoint in its environment, "" for none), with @extra
  * arguments; its exit status.  Its stdout goes to @out when not NULL.
@@ -256,11 +273,11 @@ static int run_tool(FIXTURE_DATA(vm) *self, const char *failpoint, bool recover,
 
 	snprintf(ofile, sizeof(ofile), "%s/tool.out", self->dir);
 	if (recover)
-		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff --recover -q --json -j %s > %s",
-			 tool, self->journal, ofile);
+		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff --recover --json -j %s > %s 2> %s.err",
+			 tool, self->journal, ofile, ofile);
 	else
-		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff -q --json -s %s -d %s -j %s %s > %s",
-			 tool, self->sqmp, self->dqmp, self->journal, extra ?: "", ofile);
+		snprintf(cmd, sizeof(cmd), "exec %s qemu-handoff --json -s %s -d %s -j %s %s > %s 2> %s.err",
+			 tool, self->sqmp, self->dqmp, self->journal, extra ?: "", ofile, ofile);
 	pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* as for the QEMUs */
@@ -354,7 +371,7 @@ TEST_F_TIMEOUT(vm, handoff, 600)
 		ASSERT_TRUE(moves) TH_LOG("this run requires the feature: %s", NO_MOVE_MSG);
 	rc = run_tool(self, "", false, "", out, sizeof(out), NULL);
 
-	ASSERT_EQ(0, rc) TH_LOG("tool output: %s", out);
+	ASSERT_EQ(0, rc) TH_LOG("tool output: %s\nstderr: %s", out, tool_err(self));
 	o = json_tokener_parse(out);
 	ASSERT_NE(NULL, o) TH_LOG("not JSON: %s", out);
 	ASSERT_TRUE(json_object_object_get_ex(o, "path", &v));
@@ -385,7 +402,7 @@ static void fail_at(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 	static char out[16384];
 	int rc = run_tool(self, fp, false, "", out, sizeof(out), NULL);
 
-	EXPECT_EQ(want, rc) TH_LOG("%s: tool output %s", fp, out);
+	EXPECT_EQ(want, rc) TH_LOG("%s: tool output %s\nstderr: %s", fp, out, tool_err(self));
 	/* Refused before anything was touched: the destination is left be. */
 	source_runs_on(_metadata, self, want != 1);
 }
@@ -409,7 +426,7 @@ TEST_F_TIMEOUT(vm, no_backup_dest_dies_is_reported, 600)
 
 	rc = run_tool(self, "taken=kill-dest", false, "--no-backup", out,
 		      sizeof(out), NULL);
-	EXPECT_EQ(4, rc) TH_LOG("tool output %s", out);
+	EXPECT_EQ(4, rc) TH_LOG("tool output %s\nstderr: %s", out, tool_err(self));
 	/* The source stays stopped: it must not run with holes in its RAM. */
 	EXPECT_EQ(0, kill(self->src, 0));
 }
@@ -473,7 +490,7 @@ static void killed_at(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 
 	EXPECT_EQ(128 + SIGKILL, rc) TH_LOG("%s: %s", fp, out);
 	rc = run_tool(self, "", true, NULL, out, sizeof(out), NULL);
-	EXPECT_EQ(forward ? 0 : 3, rc) TH_LOG("recover after %s: %s", fp, out);
+	EXPECT_EQ(forward ? 0 : 3, rc) TH_LOG("recover after %s: %s\nstderr: %s", fp, out, tool_err(self));
 	if (forward) {
 		dest_runs_on(_metadata, self);
 		self->src = 0;

@@ -1085,9 +1085,13 @@ static int rollback(struct ctx *c)
 			note(c, "cont on the source failed: %s", vsm_qmp_error(c->src));
 		note(c, "the source VM %s with all its RAM",
 		     c->j.src_was_running ? "runs again" : "is back (paused, as it was)");
-	} else {
-		note(c, "GUEST RAM NOT RETURNED: %llu bytes; the source stays stopped",
+	} else if (c->x.lost) {
+		note(c, "GUEST RAM NOT RETURNED: %llu bytes lost; the source stays stopped",
 		     (unsigned long long)c->x.lost);
+	} else {
+		/* Nothing lost: the pages wait in the source's own pipes. */
+		note(c, "guest RAM not yet returned (it is in the source's pipes); the source stays stopped: run %s qemu-handoff --recover --journal %s",
+		     VSM_CMD_NAME, c->j.path);
 	}
 	return ret;
 }

@@ -80,6 +80,13 @@ _Static_assert(sizeof(struct k_ucontext) == 304, "ucontext layout");
 #define RED_ZONE	128
 #define SCRATCH_LEN	(32 * 1024)
 #define WAIT_MS		5000
+/*
+ * An injected syscall's own run time: a vmsplice() copying hundreds of MiB
+ * (the copy path, or pages copied back from backup references) under a
+ * debug kernel in nested TCG took over 5 s.  The injected vmsplice calls
+ * are SPLICE_F_NONBLOCK, so this bounds only a thread stuck in the kernel.
+ */
+#define SYSCALL_MS	120000
 
 struct vsm_thread {
 	pid_t tid;
@@ -117,16 +124,16 @@ static long now_ms(void)
 }
 
 /*
- * Wait for a state change of @tid, at most WAIT_MS: a thread that never
+ * Wait for a state change of @tid, at most @ms: a thread that never
  * stops (stuck in uninterruptible sleep) is an error, not a hang.  Sleeps
  * in sigtimedwait() for the SIGCHLD a tracee's stop sends its tracer;
  * SIGCHLD is blocked only while waiting, and checked for with waitpid()
  * after blocking, so no stop is missed.  Returns 1 with *status, 0 on
  * timeout, -1 on error.
  */
-static int wait_tid(pid_t tid, int *status)
+static int wait_tid_ms(pid_t tid, int *status, long ms)
 {
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = now_ms() + ms;
 	sigset_t chld, old;
 	int ret;
 
@@ -159,6 +166,11 @@ static int wait_tid(pid_t tid, int *status)
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return ret;
+}
+
+static int wait_tid(pid_t tid, int *status)
+{
+	return wait_tid_ms(tid, status, WAIT_MS);
 }
 
 static struct vsm_thread *find_thread(struct vsm_victim *v, pid_t tid)
@@ -691,10 +703,10 @@ static int wait_syscall_stop(struct vsm_victim *v, int op, long *val)
 	int st, r;
 
 	for (;;) {
-		r = wait_tid(v->worker, &st);
+		r = wait_tid_ms(v->worker, &st, SYSCALL_MS);
 		if (r <= 0) {
 			set_err(v, "worker %d: no syscall stop within %d ms",
-				v->worker, WAIT_MS);
+				v->worker, SYSCALL_MS);
 			return -1;
 		}
 		if (WIFEXITED(st) || WIFSIGNALED(st)) {
