@@ -102,15 +102,15 @@ $(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
 
 # QEMU's own localhost migration against the hand-off, on the bench kernel.
 bench-handoff: deps kernel-bench
-	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools tests
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
 	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 6144 --timeout 3600 -- \
 		$(QEMU_DIR)/bench-handoff $(VSM_CMD) $(QEMU_GUEST) $(HANDOFF_MIB)
 # The hand-off as a demo, on the bench kernel (make demo runs it too).
 demo-handoff: deps kernel-bench
-	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools tests
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
 	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
-		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_MIB)
-# Every hand-off test in the patched debug VM (nested TCG, ~15 min);
+		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_QEMU_MIB)
+# Every hand-off test in the patched debug VM (nested TCG, 11-23 min);
 # make check runs the move-path subset there and all of them on the host.
 check-handoff-vm: deps kernel-debug tests
 	VMSPLICE_HANDOFF_ALL=1 VMSPLICE_REQUIRE_MOVE=1 tests/vm/run \
@@ -127,10 +127,14 @@ check: deps
 # against the uapi headers of that same build.
 BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
+# The region hand-off, then the QEMU hand-off (a DEMO_QEMU_MIB guest: QEMU
+# is emulated inside the emulated VM), in one boot.
+DEMO_QEMU_MIB ?= 128
 demo: deps kernel-bench
-	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
 	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
-		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
+		sh -c '$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB) && \
+		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_QEMU_MIB)'
 
 # The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
 # "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).
