@@ -387,6 +387,18 @@ TEST_F_TIMEOUT(vm, handoff, 600)
 		EXPECT_EQ(jget(o, "given_bytes"), jget(o, "copied_bytes"));
 	}
 	EXPECT_GT(jget(o, "peak_memory_bytes"), 0);
+	/* For the log: what a person deciding on an upgrade would read. */
+	{
+		struct json_object *d, *t;
+
+		json_object_object_get_ex(o, "downtime_ms", &d);
+		json_object_object_get_ex(o, "total_ms", &t);
+		TH_LOG("path %s: downtime %.1f ms, total %.1f ms, given %lld, moved %lld, zero %lld, copied %lld bytes, peak %lld bytes (QEMUs' own %lld)",
+		       json_object_get_string(v), d ? json_object_get_double(d) : -1.0,
+		       t ? json_object_get_double(t) : -1.0, jget(o, "given_bytes"),
+		       jget(o, "moved_bytes"), jget(o, "zero_bytes"), jget(o, "copied_bytes"),
+		       jget(o, "peak_memory_bytes"), jget(o, "qemu_overhead_bytes"));
+	}
 	dest_runs_on(_metadata, self);
 	/* Moved whole: the destination's guest RAM is THP-backed. */
 	if (moves)
