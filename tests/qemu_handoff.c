@@ -558,4 +558,65 @@ TEST_F_TIMEOUT(vm, killed_at_random, 600)
 	}
 }
 
+/* ---- the command line: no QEMU needed */
+
+/* Run `vmsplice-move qemu-handoff ARGS` with stdout and stderr in @out. */
+static int cli(const char *args, char *out, size_t len)
+{
+	char cmd[PATH_MAX + 512];
+	size_t n;
+	FILE *f;
+	int st;
+
+	find_programs();
+	snprintf(cmd, sizeof(cmd), "%s qemu-handoff %s 2>&1", tool, args);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	n = fread(out, 1, len - 1, f);
+	out[n] = 0;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(cli_help)
+{
+	char out[8192];
+
+	ASSERT_EQ(0, cli("--help", out, sizeof(out))) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "--source-qmp"));
+	EXPECT_NE(NULL, strstr(out, "--recover"));
+	EXPECT_NE(NULL, strstr(out, "Exit status"));
+}
+
+TEST(cli_usage_errors)
+{
+	static const char *const bad[] = {
+		"", "-s /x", "--recover", "--min-block 1Q -s /x -d /y",
+		"-s /x -d /y extra", "--no-such-option",
+	};
+	char out[8192];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		EXPECT_EQ(2, cli(bad[i], out, sizeof(out))) TH_LOG("'%s': %s", bad[i], out);
+		/* Says what to do next. */
+		EXPECT_NE(NULL, strstr(out, "Try 'vmsplice-move qemu-handoff --help'"))
+			TH_LOG("'%s': %s", bad[i], out);
+	}
+}
+
+/* No QEMU behind the sockets: status 1, and it says nothing was touched. */
+TEST(cli_no_qemu)
+{
+	char out[8192];
+
+	EXPECT_EQ(1, cli("-s /nonexistent/src.qmp -d /nonexistent/dst.qmp", out, sizeof(out)))
+		TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "/nonexistent/src.qmp"));
+	EXPECT_NE(NULL, strstr(out, "nothing was changed"));
+	EXPECT_EQ(1, cli("--recover -j /nonexistent/journal.json", out, sizeof(out)))
+		TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "/nonexistent/journal.json")) TH_LOG("%s", out);
+}
+
 TEST_HARNESS_MAIN
