@@ -20,6 +20,8 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
 #include <linux/security.h>
 #include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
@@ -211,12 +213,27 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	 * call is either copied here or pinned after it is write-protected.
 	 */
 	vma_assert_write_locked(src_vma);
+	/*
+	 * A page is about to be mapped at a second virtual address: write
+	 * back what a virtually indexed cache holds of the first, as fork()
+	 * (flush_cache_dup_mm()) and mremap() (flush_cache_range()) do.
+	 */
+	flush_cache_range(src_vma, start, end);
 	raw_write_seqcount_begin(&mm->write_protect_seq);
 
 	for (; addr < end; addr += extent, dst_addr += extent) {
 		pmd_t *src_pmd, *dst_pmd;
 
 		cond_resched();
+		/*
+		 * The mmap_lock is held for writing: a huge range must not keep
+		 * a task the OOM killer chose from exiting.  The caller unmaps
+		 * what was duplicated so far.
+		 */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 		extent = min(pmd_addr_end(addr, end) - addr,
 			     pmd_addr_end(dst_addr, dst_vma->vm_end) - dst_addr);
 		src_pmd = dup_src_pmd(mm, addr);
@@ -247,10 +264,16 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 		}
 		if (pmd_none_or_clear_bad(src_pmd))
 			continue;
-		ret = copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd,
-				     dst_addr, addr, addr + extent);
-		if (ret)
+		/*
+		 * -EBUSY (a device-exclusive entry not restored) and -EHWPOISON
+		 * (a page that had to be copied is poisoned) become -ENOMEM, as
+		 * fork()'s copy_pmd_range() reports them.
+		 */
+		if (copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd,
+				   dst_addr, addr, addr + extent)) {
+			ret = -ENOMEM;
 			break;
+		}
 	}
 
 	raw_write_seqcount_end(&mm->write_protect_seq);
@@ -263,6 +286,43 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	flush_tlb_range(src_vma, start, end);
 	mmu_notifier_invalidate_range_end(&range);
 	return ret;
+}
+
+/**
+ * mremap_dup_folio_shared - may an anonymous folio be mapped twice in one mm?
+ * @folio: the locked anonymous folio
+ * @vma: a VMA that maps it
+ *
+ * Asked by KSM before it turns @folio into a KSM page in place.  Another
+ * VMA of the same mm covering the folio's page offsets in its anon_vma can
+ * only be a duplicate mremap(MREMAP_DUP) made of the same range (or the
+ * empty source of a MREMAP_DONTUNMAP move, for which the answer errs on the
+ * safe side).  The folio lock keeps its anon_vma alive, as for
+ * rmap_walk_anon_lock().
+ *
+ * Return: true if such a VMA exists.
+ */
+bool mremap_dup_folio_shared(struct folio *folio, struct vm_area_struct *vma)
+{
+	pgoff_t first = folio_pgoff(folio);
+	pgoff_t last = first + folio_nr_pages(folio) - 1;
+	struct anon_vma *anon_vma;
+	struct anon_vma_chain *avc;
+	bool shared = false;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	anon_vma = folio_anon_vma(folio);
+	if (!anon_vma)
+		return false;
+	anon_vma_lock_read(anon_vma);
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
+		if (avc->vma != vma && avc->vma->vm_mm == vma->vm_mm) {
+			shared = true;
+			break;
+		}
+	}
+	anon_vma_unlock_read(anon_vma);
+	return shared;
 }
 
 /*
