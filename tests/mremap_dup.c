@@ -151,8 +151,7 @@ FIXTURE_SETUP(dup)
 	self->ring = self->uffd = self->memfd = -1;
 	self->old_mthp[0] = self->old_ksm[0] = 0;
 	self->len = len;
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	self->pm = pagemap_open();
 	ASSERT_LE(0, self->pm);
 	if (!pagemap_pfns_visible(self->pm))
@@ -642,8 +641,7 @@ TEST(ksm_merges_no_shared_page_in_place)
 	int pm, i, moved = 0;
 	char *p, *d;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	if (access(KSM_RUN, W_OK) || access("/proc/self/ksm_merging_pages", R_OK))
 		SKIP(return, "KSM not configured (or not root)");
 	pm = pagemap_open();
