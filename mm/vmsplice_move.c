@@ -1658,6 +1658,8 @@ size_t vmsplice_move_bufs(struct vmsplice_move *vm,
 		}
 		if (ret)
 			break;
+		/* A pipe full of THPs is a long walk: no lock but mmap_lock. */
+		cond_resched();
 	}
 	*result = ret;
 	return moved;
