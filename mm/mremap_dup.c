@@ -87,9 +87,13 @@ static int dup_check_vma(struct vm_area_struct *vma)
 
 /*
  * The new VMA: the original's over [addr, addr + len), at @new_addr, with
- * the same vm_pgoff and anon_vma chain, so that the reverse map finds the
- * shared anonymous pages in both (their ->index is valid in both).  It is
- * never merged with a neighbour: its flags differ from the original's
+ * the same vm_pgoff, so that the shared anonymous pages' ->index is valid
+ * in both.  Its anon_vma is made as fork() makes a child's (anon_vma_fork(),
+ * valid within one mm: the root is the same): it is linked into the
+ * original's anon_vmas, so that the reverse map finds the shared pages in
+ * both, and gets one of its own for the pages it copies on write, which
+ * rmap walks then look for in it alone rather than in every duplicate.  It
+ * is never merged with a neighbour: its flags differ from the original's
  * (VM_DUP_CLEAR, VM_SOFTDIRTY), and it is a new mapping.
  */
 static struct vm_area_struct *dup_vma_create(struct vm_area_struct *vma,
@@ -109,7 +113,8 @@ static struct vm_area_struct *dup_vma_create(struct vm_area_struct *vma,
 	new->vm_userfaultfd_ctx = NULL_VM_UFFD_CTX;
 	if (vma_dup_policy(vma, new))
 		goto out_free_vma;
-	if (anon_vma_clone(new, vma))
+	/* On failure anon_vma_fork() has unlinked what it linked. */
+	if (anon_vma_fork(new, vma))
 		goto out_free_mempol;
 	if (new->vm_file)
 		get_file(new->vm_file);
