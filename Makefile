@@ -64,11 +64,12 @@ $(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_A) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_A) $(VSM_LIBS) $(LDLIBS)
 
-# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE.
+# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE
+# (also `vmsplice-move bench --dup`).
 tools: $(TOOLBIN)/dup-bench
 $(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_A) $(VSM_LIBS)
+	$(CC) $(TOOL_CFLAGS) -DVSM_DUP_BENCH_STANDALONE -o $@ $< $(VSM_A) $(VSM_LIBS)
 # ---- end mremap(MREMAP_DUP) ----
 
 # ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
