@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -287,27 +288,41 @@ static void killed_injector(struct __test_metadata *_metadata,
 			_exit(2);
 		atomic_store(&self->sh->done, 1);
 		if (during_syscall) {
-			/* nanosleep(2 s) inside the victim, on its scratch. */
+			/*
+			 * read(2) of the fixture's pipe inside the victim (it
+			 * has the fd from fork), into its scratch: it blocks
+			 * until the test writes, after this injector is gone.
+			 */
 			size_t len;
-			uint64_t ts = vsm_inject_scratch(v, &len);
-			struct timespec t = { 2, 0 };
+			uint64_t buf = vsm_inject_scratch(v, &len);
 
-			vsm_inject_write(v, ts, &t, sizeof(t));
-			vsm_inject(v, SYS_nanosleep, ts, 0, 0, 0, 0, 0);
+			vsm_inject(v, SYS_read, self->pfd[0], buf, 8, 0, 0, 0);
 		}
 		for (;;)
 			pause();
 	}
 	ASSERT_TRUE(WAIT_FOR(atomic_load(&self->sh->done), 5000));
 	if (during_syscall) {
-		ASSERT_TRUE(WAIT_FOR(in_syscall(self->victim, SYS_nanosleep), 2000));
+		ASSERT_TRUE(WAIT_FOR(in_syscall(self->victim, SYS_read), 10000));
 	}
 	long b = atomic_load(&self->sh->beats);
 
 	ASSERT_EQ(0, kill(inj, SIGKILL));
 	ASSERT_EQ(inj, waitpid(inj, &st, 0));
-	/* It finishes the syscall (2 s) and then spins on, intact. */
-	ASSERT_TRUE(WAIT_FOR(atomic_load(&self->sh->beats) > b + 1000, 5000));
+	if (during_syscall) {
+		uint64_t val = 0x5eed, left;
+
+		/* The injected read is still waiting: give it its data. */
+		ASSERT_EQ(sizeof(val), write(self->pfd[1], &val, sizeof(val)));
+		/* It finishes the syscall and then spins on, intact. */
+		ASSERT_TRUE(WAIT_FOR(atomic_load(&self->sh->beats) > b + 1000, 10000));
+		/* ... and the read took the 8 bytes: nothing left in the pipe. */
+		fcntl(self->pfd[0], F_SETFL, O_NONBLOCK);
+		EXPECT_EQ(-1, read(self->pfd[0], &left, sizeof(left)));
+		EXPECT_EQ(EAGAIN, errno);
+	}
+	/* It spins on, intact. */
+	ASSERT_TRUE(WAIT_FOR(atomic_load(&self->sh->beats) > b + 1000, 10000));
 	EXPECT_EQ(0, atomic_load(&self->sh->bad));
 	EXPECT_EQ(mask, sigblk(self->victim));
 }
