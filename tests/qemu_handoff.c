@@ -460,6 +460,7 @@ TEST_F_TIMEOUT(vm, ptrace_refused, 600)
 
 	ASSERT_GE(tracer, 0);
 	if (tracer == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* whatever the test does */
 		if (ptrace(PTRACE_SEIZE, self->src, 0, 0))
 			_exit(1);
 		pause();

@@ -242,6 +242,7 @@ TEST_F(inject, interrupted_syscall_restarts)
 	if (self->victim == 0) {
 		sigset_t s;
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		sigemptyset(&s);
 		sigaddset(&s, SIGUSR2);
 		sigprocmask(SIG_BLOCK, &s, NULL);
@@ -281,8 +282,11 @@ static void killed_injector(struct __test_metadata *_metadata,
 	ASSERT_GE(inj, 0);
 	if (inj == 0) {
 		char err[256];
-		struct vsm_victim *v = vsm_inject_seize(self->victim, err,
-							sizeof(err));
+		struct vsm_victim *v;
+
+		/* A failed ASSERT below must not leave it pausing forever. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		v = vsm_inject_seize(self->victim, err, sizeof(err));
 
 		if (!v)
 			_exit(2);
@@ -350,6 +354,7 @@ TEST_F(inject, refused_when_traced)
 	tracer = fork();
 	ASSERT_GE(tracer, 0);
 	if (tracer == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (ptrace(PTRACE_SEIZE, self->victim, 0, 0))
 			_exit(1);
 		atomic_store(&self->sh->done, 1);
