@@ -14,7 +14,8 @@ CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
               -isystem $(KHDR) -isystem $(KSRC)/tools/testing/selftests -Itests
 LDLIBS     := -lpthread
 
-TEST_SRCS  := $(wildcard tests/*.c)
+# (tests/qemu_handoff*.c link the hand-off tool's code: see the QEMU block)
+TEST_SRCS  := $(filter-out tests/qemu_handoff%.c,$(wildcard tests/*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(TESTBIN)/%,$(TEST_SRCS))
 LIB_SRCS   := $(wildcard tests/lib/*.c)
 LIB_OBJS   := $(patsubst tests/%.c,$(TESTBIN)/%.o,$(LIB_SRCS))
@@ -63,12 +64,60 @@ $(TESTBIN)/vsm_snapshot: tests/vsm_snapshot.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_A) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(TOOLDIR)/lib -o $@ $< $(LIB_OBJS) $(VSM_A) $(VSM_LIBS) $(LDLIBS)
 
-# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE.
+# dup-bench: MREMAP_DUP against fork(), memcpy() and memfd + MAP_PRIVATE
+# (also `vmsplice-move bench --dup`).
 tools: $(TOOLBIN)/dup-bench
 $(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $< $(VSM_A) $(VSM_LIBS)
+	$(CC) $(TOOL_CFLAGS) -DVSM_DUP_BENCH_STANDALONE -o $@ $< $(VSM_A) $(VSM_LIBS)
 # ---- end mremap(MREMAP_DUP) ----
+
+# ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
+# `vmsplice-move qemu-handoff` is linked into the command by tool.mk
+# (tools/vmsplice-move/qemu/*.c); here: its tests, the freestanding
+# multiboot guest they boot under QEMU, the benchmark and the demo.
+QEMU_DIR    := $(TOOLDIR)/qemu
+QEMU_GUEST  := $(TESTBIN)/qemu/guest.elf
+QEMU_TESTS  := $(TESTBIN)/qemu_handoff_inject $(TESTBIN)/qemu_handoff
+GUEST_CFLAGS := -m32 -ffreestanding -fno-pie -no-pie -nostdlib -static -O2 \
+              -Wall -Wextra -Werror -fno-stack-protector \
+              -fno-asynchronous-unwind-tables -Wl,--build-id=none \
+              -Wl,--no-warn-rwx-segments
+HANDOFF_MIB ?= 512 2048
+
+.PHONY: demo-handoff bench-handoff check-handoff-vm
+tests: $(QEMU_TESTS) $(QEMU_GUEST)
+
+$(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c $(QEMU_DIR)/inject.h | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/inject.c $(LDLIBS)
+
+# The test runs the command (VSM_CMD) and boots the guest.
+$(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_CMD) $(QEMU_GUEST) | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DVSM_CMD='"$(abspath $(VSM_CMD))"' -o $@ $< $(LIB_OBJS) -ljson-c $(LDLIBS)
+
+$(QEMU_GUEST): tests/qemu/guest.c tests/qemu/guest.ld
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -T tests/qemu/guest.ld -o $@ $<
+
+# QEMU's own localhost migration against the hand-off, on the bench kernel.
+bench-handoff: deps kernel-bench
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 6144 --timeout 3600 -- \
+		$(QEMU_DIR)/bench-handoff $(VSM_CMD) $(QEMU_GUEST) $(HANDOFF_MIB)
+# The hand-off as a demo, on the bench kernel (make demo runs it too).
+demo-handoff: deps kernel-bench
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
+		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_QEMU_MIB)
+# Every hand-off test in the patched debug VM (nested TCG, 11-23 min);
+# make check runs the move-path subset there and all of them on the host.
+check-handoff-vm: deps kernel-debug tests
+	VMSPLICE_HANDOFF_ALL=1 VMSPLICE_REQUIRE_MOVE=1 tests/vm/run \
+		--bzimage $(BUILD)/kernel-debug/arch/x86/boot/bzImage --timeout 2400 -- \
+		$(TESTBIN)/qemu_handoff
+# ---- end of the QEMU hand-off block --------------------------------------
 
 check: deps
 	@scripts/check $(BUILD)
@@ -79,10 +128,14 @@ check: deps
 # against the uapi headers of that same build.
 BENCH_KHDR := $(BUILD)/kernel-bench/usr/include
 
+# The region hand-off, then the QEMU hand-off (a DEMO_QEMU_MIB guest: QEMU
+# is emulated inside the emulated VM), in one boot.
+DEMO_QEMU_MIB ?= 128
 demo: deps kernel-bench
-	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
+	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools $(QEMU_GUEST)
 	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 2048 -- \
-		$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB)
+		sh -c '$(TOOLDIR)/demo/demo.sh $(VSM_CMD) $(DEMO_MIB) && \
+		$(QEMU_DIR)/demo-handoff $(VSM_CMD) $(QEMU_GUEST) $(DEMO_QEMU_MIB)'
 
 # The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
 # "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).

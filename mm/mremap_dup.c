@@ -20,6 +20,8 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
 #include <linux/security.h>
 #include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
@@ -85,9 +87,13 @@ static int dup_check_vma(struct vm_area_struct *vma)
 
 /*
  * The new VMA: the original's over [addr, addr + len), at @new_addr, with
- * the same vm_pgoff and anon_vma chain, so that the reverse map finds the
- * shared anonymous pages in both (their ->index is valid in both).  It is
- * never merged with a neighbour: its flags differ from the original's
+ * the same vm_pgoff, so that the shared anonymous pages' ->index is valid
+ * in both.  Its anon_vma is made as fork() makes a child's (anon_vma_fork(),
+ * valid within one mm: the root is the same): it is linked into the
+ * original's anon_vmas, so that the reverse map finds the shared pages in
+ * both, and gets one of its own for the pages it copies on write, which
+ * rmap walks then look for in it alone rather than in every duplicate.  It
+ * is never merged with a neighbour: its flags differ from the original's
  * (VM_DUP_CLEAR, VM_SOFTDIRTY), and it is a new mapping.
  */
 static struct vm_area_struct *dup_vma_create(struct vm_area_struct *vma,
@@ -107,7 +113,8 @@ static struct vm_area_struct *dup_vma_create(struct vm_area_struct *vma,
 	new->vm_userfaultfd_ctx = NULL_VM_UFFD_CTX;
 	if (vma_dup_policy(vma, new))
 		goto out_free_vma;
-	if (anon_vma_clone(new, vma))
+	/* On failure anon_vma_fork() has unlinked what it linked. */
+	if (anon_vma_fork(new, vma))
 		goto out_free_mempol;
 	if (new->vm_file)
 		get_file(new->vm_file);
@@ -211,12 +218,27 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	 * call is either copied here or pinned after it is write-protected.
 	 */
 	vma_assert_write_locked(src_vma);
+	/*
+	 * A page is about to be mapped at a second virtual address: write
+	 * back what a virtually indexed cache holds of the first, as fork()
+	 * (flush_cache_dup_mm()) and mremap() (flush_cache_range()) do.
+	 */
+	flush_cache_range(src_vma, start, end);
 	raw_write_seqcount_begin(&mm->write_protect_seq);
 
 	for (; addr < end; addr += extent, dst_addr += extent) {
 		pmd_t *src_pmd, *dst_pmd;
 
 		cond_resched();
+		/*
+		 * The mmap_lock is held for writing: a huge range must not keep
+		 * a task the OOM killer chose from exiting.  The caller unmaps
+		 * what was duplicated so far.
+		 */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 		extent = min(pmd_addr_end(addr, end) - addr,
 			     pmd_addr_end(dst_addr, dst_vma->vm_end) - dst_addr);
 		src_pmd = dup_src_pmd(mm, addr);
@@ -247,10 +269,16 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 		}
 		if (pmd_none_or_clear_bad(src_pmd))
 			continue;
-		ret = copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd,
-				     dst_addr, addr, addr + extent);
-		if (ret)
+		/*
+		 * -EBUSY (a device-exclusive entry not restored) and -EHWPOISON
+		 * (a page that had to be copied is poisoned) become -ENOMEM, as
+		 * fork()'s copy_pmd_range() reports them.
+		 */
+		if (copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd,
+				   dst_addr, addr, addr + extent)) {
+			ret = -ENOMEM;
 			break;
+		}
 	}
 
 	raw_write_seqcount_end(&mm->write_protect_seq);
@@ -263,6 +291,43 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	flush_tlb_range(src_vma, start, end);
 	mmu_notifier_invalidate_range_end(&range);
 	return ret;
+}
+
+/**
+ * mremap_dup_folio_shared - may an anonymous folio be mapped twice in one mm?
+ * @folio: the locked anonymous folio
+ * @vma: a VMA that maps it
+ *
+ * Asked by KSM before it turns @folio into a KSM page in place.  Another
+ * VMA of the same mm covering the folio's page offsets in its anon_vma can
+ * only be a duplicate mremap(MREMAP_DUP) made of the same range (or the
+ * empty source of a MREMAP_DONTUNMAP move, for which the answer errs on the
+ * safe side).  The folio lock keeps its anon_vma alive, as for
+ * rmap_walk_anon_lock().
+ *
+ * Return: true if such a VMA exists.
+ */
+bool mremap_dup_folio_shared(struct folio *folio, struct vm_area_struct *vma)
+{
+	pgoff_t first = folio_pgoff(folio);
+	pgoff_t last = first + folio_nr_pages(folio) - 1;
+	struct anon_vma *anon_vma;
+	struct anon_vma_chain *avc;
+	bool shared = false;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	anon_vma = folio_anon_vma(folio);
+	if (!anon_vma)
+		return false;
+	anon_vma_lock_read(anon_vma);
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
+		if (avc->vma != vma && avc->vma->vm_mm == vma->vm_mm) {
+			shared = true;
+			break;
+		}
+	}
+	anon_vma_unlock_read(anon_vma);
+	return shared;
 }
 
 /*

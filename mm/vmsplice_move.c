@@ -1030,7 +1030,11 @@ static int vmsplice_move_replace(struct vmsplice_move *vm, struct folio *folio,
 		}
 	}
 	if (!pte_none(ptent)) {
-		pte_t orig = ptep_clear_flush(vma, addr, pte);
+		pte_t orig;
+
+		/* The old page's lines in a virtually indexed cache, as COW. */
+		flush_cache_page(vma, addr, pte_pfn(ptent));
+		orig = ptep_clear_flush(vma, addr, pte);
 
 		/*
 		 * GUP-fast takes no page-table lock: a reference or pin taken
@@ -1282,7 +1286,10 @@ static int vmsplice_move_pmd(struct vmsplice_move *vm, struct folio *folio,
 
 	if (populated) {
 		/* The old entry's deposited page table serves the new one. */
-		pmd_t orig = pmdp_huge_clear_flush(vma, addr, pmd);
+		pmd_t orig;
+
+		flush_cache_range(vma, addr, addr + HPAGE_PMD_SIZE);
+		orig = pmdp_huge_clear_flush(vma, addr, pmd);
 
 		/* GUP-fast: see vmsplice_move_replace(). */
 		if (old) {
@@ -1651,6 +1658,8 @@ size_t vmsplice_move_bufs(struct vmsplice_move *vm,
 		}
 		if (ret)
 			break;
+		/* A pipe full of THPs is a long walk: no lock but mmap_lock. */
+		cond_resched();
 	}
 	*result = ret;
 	return moved;

@@ -151,8 +151,7 @@ FIXTURE_SETUP(dup)
 	self->ring = self->uffd = self->memfd = -1;
 	self->old_mthp[0] = self->old_ksm[0] = 0;
 	self->len = len;
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	self->pm = pagemap_open();
 	ASSERT_LE(0, self->pm);
 	if (!pagemap_pfns_visible(self->pm))
@@ -602,6 +601,97 @@ TEST_F(dup, unmap_either_side)
 	/* Let teardown unmap the survivor. */
 	self->map = d2;
 	self->maplen = len;
+}
+
+/* A number from a sysfs file, -1 if unreadable. */
+static long long sysfs_ll(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+#define KSM_DIR		"/sys/kernel/mm/ksm/"
+#define KPF_KSM		21
+
+/*
+ * KSM must not turn a page the duplicate shares into a KSM page in place:
+ * rmap_walk_ksm() finds a KSM page's mappings at its recorded address
+ * only, so the duplicate's mapping would never be unmapped for migration,
+ * reclaim or memory failure.  Identical pages (a pattern no other test
+ * uses, so no existing KSM page matches and ksmd must merge two of them in
+ * place), duplicated, then only the original made mergeable; ksmd scans it
+ * three times.  Every page of the original KSM merged must then have been
+ * merged by replacement, onto another frame than the duplicate's: an
+ * in-place merge leaves a merged page on the frame both sides map.
+ * (/proc/kpageflags cannot tell: 6.12 reports KPF_KSM for every
+ * anonymous page.)
+ */
+TEST(ksm_merges_no_shared_page_in_place)
+{
+	char old_run[8] = "", old_sleep[16] = "", old_scan[16] = "";
+	const size_t n = 8, len = n * PS;
+	long long scans, target, merged;
+	int pm, i, moved = 0;
+	char *p, *d;
+
+	REQUIRE_DUP();
+	if (access(KSM_RUN, W_OK) || access("/proc/self/ksm_merging_pages", R_OK))
+		SKIP(return, "KSM not configured (or not root)");
+	pm = pagemap_open();
+	ASSERT_LE(0, pm);
+	if (!pagemap_pfns_visible(pm))
+		SKIP(return, "page frames need root");
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (size_t off = 0; off < len; off += sizeof(long))
+		*(long *)(p + off) = (long)getpid() * 7919 + (long)(off % PS);
+	d = dup_range(p, len);
+	ASSERT_NE(NULL, d);
+	for (i = 0; i < (int)n; i++)
+		ASSERT_EQ(pagemap_pfn(pm, p + i * PS), pagemap_pfn(pm, d + i * PS));
+
+	ASSERT_EQ(0, madvise(p, len, MADV_MERGEABLE));
+	ASSERT_EQ(0, sysfs_swap(KSM_DIR "sleep_millisecs", "0", old_sleep,
+				sizeof(old_sleep)));
+	ASSERT_EQ(0, sysfs_swap(KSM_DIR "pages_to_scan", "1000", old_scan,
+				sizeof(old_scan)));
+	scans = sysfs_ll(KSM_DIR "full_scans");
+	ASSERT_LE(0, scans);
+	target = scans + 3;
+	ASSERT_EQ(0, sysfs_swap(KSM_RUN, "1", old_run, sizeof(old_run)));
+	/* Polling ksmd, an asynchronous kernel thread, for up to 20 s. */
+	for (i = 0; i < 4000 && scans < target; i++) {
+		nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
+		scans = sysfs_ll(KSM_DIR "full_scans");
+	}
+	/* Stop ksmd; what it merged stays merged until unmerged below. */
+	proc_write(KSM_RUN, "0");
+	sysfs_swap(KSM_DIR "sleep_millisecs", old_sleep, NULL, 0);
+	sysfs_swap(KSM_DIR "pages_to_scan", old_scan, NULL, 0);
+	EXPECT_GE(scans, target) TH_LOG("ksmd did not finish 3 scans in 20 s");
+
+	merged = sysfs_ll("/proc/self/ksm_merging_pages");
+	for (i = 0; i < (int)n; i++) {
+		EXPECT_EQ(0, memcmp(p + i * PS, d + i * PS, PS));
+		moved += pagemap_pfn(pm, p + i * PS) != pagemap_pfn(pm, d + i * PS);
+	}
+	EXPECT_EQ(moved, merged)
+		TH_LOG("%lld pages merged, %d of them off the shared frame: a page both sides map became a KSM page",
+		       merged, moved);
+	madvise(p, len, MADV_UNMERGEABLE);
+	sysfs_swap(KSM_RUN, old_run, NULL, 0);
+	munmap(d, len);
+	munmap(p, len);
+	close(pm);
 }
 
 TEST_HARNESS_MAIN

@@ -128,8 +128,7 @@ static void run_race(struct __test_metadata *_metadata, enum racer what)
 	long dups = 0, refused = 0;
 	pthread_t th;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, map);
 	r.p = (char *)(((uintptr_t)map + PMD_SZ - 1) & ~(PMD_SZ - 1));
 	madvise(r.p, RACE_LEN, MADV_HUGEPAGE);
@@ -219,8 +218,7 @@ TEST(gift_of_duplicated_pages)
 	int p[2];
 	ssize_t n;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, src);
 	ASSERT_NE(NULL, dst);
 	fill(src, src, len);
@@ -295,8 +293,7 @@ TEST_F_TIMEOUT(long_run, iterations_back_to_baseline, 900)
 	char *map = map_anon(2 * PMD_SZ), *p, *q = map_anon(16 * PS);
 	long long anon0, free0, pt0, anon1, free1, pt1;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, map);
 	ASSERT_NE(NULL, q);
 	p = (char *)(((uintptr_t)map + PMD_SZ - 1) & ~(PMD_SZ - 1));

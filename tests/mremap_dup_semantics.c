@@ -329,8 +329,7 @@ TEST(refusals)
 	static char before[1 << 16], after[1 << 16];
 	int pm = pagemap_open();
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_LE(0, pm);
 	for (int k = 0; k < R_NR; k++) {
 		struct refusal r;
@@ -387,8 +386,7 @@ TEST(soft_dirty)
 	char *p = written(n), *d;
 	int pm = pagemap_open();
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, p);
 	ASSERT_LE(0, pm);
 	ASSERT_EQ(0, proc_write("/proc/self/clear_refs", "4"));
@@ -441,8 +439,7 @@ TEST(uffd_wp_state)
 					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 	int uffd;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_LE(0, pm);
 	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	ASSERT_LE(0, uffd);
@@ -471,8 +468,7 @@ TEST(mlock_not_inherited)
 	size_t len = 16 * PS;
 	char *p = written(16), *d;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, mlock(p, len));
 	d = dup_range(p, len);
@@ -505,8 +501,7 @@ TEST(commit_charge)
 	char *p = map_anon(len), *d;
 	long long c0, c1, c2;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, p);
 	memset(p, 1, PS);
 	c0 = meminfo_kb("Committed_AS");
@@ -542,8 +537,7 @@ TEST(same_page_table)
 	char *map = map_anon(3 * pmd), *p, *d;
 	int pm = pagemap_open();
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	ASSERT_NE(NULL, map);
 	ASSERT_LE(0, pm);
 	p = (char *)(((uintptr_t)map + pmd - 1) & ~(pmd - 1));
@@ -678,8 +672,7 @@ TEST_F_TIMEOUT(fire, snapshot_under_fire, 600)
 	pthread_t th[FIRE_THREADS];
 	struct fire *f;
 
-	if (!dup_supported())
-		SKIP(return, DUP_NO_KERNEL_MSG);
+	REQUIRE_DUP();
 	for (int round = 0; round < 10; round++) {
 		uint64_t start[FIRE_PAGES];
 		uint64_t *d;

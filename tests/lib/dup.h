@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "feature.h"
+
 #ifndef MREMAP_DUP
 #define MREMAP_DUP	8
 #endif
@@ -28,6 +30,23 @@ void *dup_range_fixed(void *addr, size_t len, void *to);
  * unknown flag with EINVAL.  Probes one page of its own.
  */
 bool dup_supported(void);
+
+/*
+ * In a kselftest TEST: SKIP where the kernel has no MREMAP_DUP, FAIL where
+ * the run requires the change (VMSPLICE_REQUIRE_MOVE=1: inside the test
+ * VM on the patched kernel), as REQUIRE_MOVE() does for page moves.
+ */
+#define REQUIRE_DUP()							\
+	do {								\
+		if (!dup_supported()) {					\
+			if (move_required()) {				\
+				TH_LOG("this run requires the feature: %s", \
+				       DUP_NO_KERNEL_MSG);		\
+				ASSERT_TRUE(dup_supported());		\
+			}						\
+			SKIP(return, DUP_NO_KERNEL_MSG);		\
+		}							\
+	} while (0)
 
 /*
  * Field @name (kB) of the /proc/self/smaps entry of the VMA holding

@@ -822,16 +822,17 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 		if (!p)
 			break;
 		/*
-		 * The guards before and after the range in VMAs of their own
-		 * without THP: with 64 KiB mTHP enabled (the mthp cases) and
-		 * a guard at a 64 KiB boundary's side (1 in 16 placements
-		 * each), filling it faults in a 64 KiB folio whose other 15
-		 * pages are the destination's, which then takes no folio
-		 * whole (the reader copies: dst_busy).
+		 * With 64 KiB mTHP enabled, the fault that writes a guard page
+		 * may allocate a 64 KiB folio reaching into the destination,
+		 * which then is populated and copied into (dst_busy), and each
+		 * copy's faults populate the next folio's destination.  Keep
+		 * the guards in VMAs of their own that allow no large folio.
 		 */
-		if (madvise(p - ps, ps, MADV_NOHUGEPAGE) ||
-		    madvise(p + span - ps, ps, MADV_NOHUGEPAGE))
-			break;
+		if (c->mem == MEM_MTHP &&
+		    (madvise(p - ps, ps, MADV_NOHUGEPAGE) ||
+		     madvise((char *)round_up((uintptr_t)p + len, ps), ps,
+			     MADV_NOHUGEPAGE)))
+			return -1;
 		layout_one(l, p, len, 0);
 		if (c->dst == DST_READONLY && mprotect(p, span, PROT_READ))
 			return -1;

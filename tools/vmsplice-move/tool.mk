@@ -32,7 +32,7 @@ VSM_LIB_HDRS := $(wildcard $(TOOLDIR)/lib/*.h)
 VSM_LIB_OBJS := $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(VSM_LIB_SRCS))
 # Other subcommands (qemu-handoff) are linked in when their sources exist;
 # they must not define main().
-VSM_EXT_SRCS ?= $(wildcard $(TOOLDIR)/qemu/*.c)
+VSM_EXT_SRCS ?= $(wildcard $(TOOLDIR)/qemu/*.c) $(TOOLDIR)/bench/dup_bench.c
 VSM_CMD_SRCS := $(wildcard $(TOOLDIR)/cmd/*.c) $(VSM_EXT_SRCS)
 VSM_CMD_HDRS := $(wildcard $(TOOLDIR)/cmd/*.h $(TOOLDIR)/qemu/*.h)
 VSM_CMD_OBJS := $(patsubst $(TOOLDIR)/%.c,$(TOOLBIN)/%.o,$(VSM_CMD_SRCS))
@@ -61,6 +61,10 @@ $(TOOLBIN)/cmd/%.o: $(TOOLDIR)/cmd/%.c $(VSM_LIB_HDRS) $(VSM_CMD_HDRS)
 	$(CC) $(TOOL_CFLAGS) -I$(TOOLDIR)/cmd -c -o $@ $<
 
 $(TOOLBIN)/qemu/%.o: $(TOOLDIR)/qemu/%.c $(VSM_LIB_HDRS) $(VSM_CMD_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TOOL_CFLAGS) -I$(TOOLDIR)/cmd -c -o $@ $<
+
+$(TOOLBIN)/bench/%.o: $(TOOLDIR)/bench/%.c $(VSM_LIB_HDRS) $(VSM_CMD_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TOOL_CFLAGS) -I$(TOOLDIR)/cmd -c -o $@ $<
 

@@ -58,7 +58,8 @@ static void help(void)
 	       "  -j, --json           JSON on stdout instead of the table\n"
 	       "      --plot FILE.png  also plot cost per MiB against size (gnuplot)\n"
 	       "  -q, --quiet          no progress lines on stderr\n"
-	       "  -h, --help           this help\n\n"
+	       "      --dup ...        the MREMAP_DUP row group instead (bench --dup --help)\n"
+		"  -h, --help           this help\n\n"
 	       "Refuses (exit 5) when the clock is coarse: clocksource jiffies, or\n"
 	       "clock_getres(CLOCK_MONOTONIC) above 1 us.  Exit 1 when a row failed.\n",
 	       VSM_CMD_NAME);
@@ -386,6 +387,9 @@ int cmd_bench(int argc, char **argv)
 	char why[192] = "";
 	int nr = 0, ret, rc = EXIT_OK, p[2];
 
+	/* The MREMAP_DUP row group has its own options: bench --dup --help. */
+	if (argc > 1 && !strcmp(argv[1], "--dup"))
+		return vsm_cmd_dup_bench(argc - 1, argv + 1);
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;

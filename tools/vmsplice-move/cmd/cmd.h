@@ -33,6 +33,8 @@ int cmd_probe(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* bench --dup: tools/vmsplice-move/bench/dup_bench.c */
+int vsm_cmd_dup_bench(int argc, char **argv);
 
 /* "4096", "64K", "16M", "1G" (binary units) -> bytes; -1 when malformed. */
 int parse_size(const char *s, uint64_t *out);
