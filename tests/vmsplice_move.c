@@ -615,7 +615,7 @@ TEST_F(xfer, frames)
 	if (variant->same_frames && variant->c.dst == DST_FRESH) {
 		long long kb = variant->c.len / 1024;
 
-		/* RssAnon moves from the writer to the reader. */
+		/* Anonymous memory moves from the writer to the reader. */
 		EXPECT_GE(r->writer_rss_drop_kb, kb);
 		EXPECT_GE(r->reader_rss_rise_kb, kb);
 	}

@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vmsplice(SPLICE_F_MOVE) over the life of the pages: a writer that exits
- * before its gift is read, a reader that never reads, many iterations,
- * errors in the middle of a move, KSM pages, and the trace event.  Data
- * checks run everywhere; what only the patched kernel can show SKIPs on
- * other kernels.
+ * before its gift is read, a reader that never reads, many iterations of
+ * 4 KiB pages and of whole THPs and mTHP folios, errors in the middle of a
+ * move, KSM pages, and the trace event.
+ *
+ * Data tests run on every kernel.  Tests that prove a move, and the leak
+ * checks, start with REQUIRE_MOVE(): they SKIP on kernels without the
+ * change and FAIL in the test VM, where the change is required; nothing
+ * is skipped after a check.
+ *
+ * Leak checks (lib/leak.h) count what nr_anon_pages cannot see: pages no
+ * page table maps that are still anonymous (a pipe's, or a leaked
+ * reference's) — exact — and MemFree, within LEAK_FREE_SLACK_KB of noise
+ * (KASAN's quarantine).  Every leak test prints its deltas.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,15 +29,20 @@
 
 #include "kselftest_harness.h"
 
+#include "lib/kpage.h"
+#include "lib/leak.h"
 #include "lib/mem.h"
 #include "lib/pagemap.h"
 #include "lib/pattern.h"
+#include "lib/setting.h"
+#include "lib/thp.h"
 #include "lib/vmstat.h"
+#include "lib/words.h"
 #include "lib/xfer.h"
 
 #define PS		4096UL
 #define GM		give_flags()
-#define NO_LEAK_MSG	"global page counters are compared only on the patched kernel in the quiet test VM: this kernel has no move path to leak from"
+#define KSM_DIR		"/sys/kernel/mm/ksm"
 
 static ssize_t vms(int fd, void *base, size_t len, unsigned int flags)
 {
@@ -54,10 +68,40 @@ static pid_t gift_and_exit(int wr, size_t n, uint32_t seed)
 }
 
 /*
- * The writer is gone (its mm, anon_vma and memcg may be freed) before the
- * reader looks: the pages must still arrive whole, and still move.
+ * The leak checks' measurements: REQUIRE_MOVE() has run, so this is the
+ * patched kernel; without root's /proc/kpageflags the check cannot see a
+ * leak, which in the VM is a failure.
  */
-TEST(writer_exits_before_read)
+#define SNAPSHOT(s)							\
+	do {								\
+		if (mem_snapshot(s) && !move_required())		\
+			SKIP(return, "/proc/kpageflags unreadable (not root)"); \
+		ASSERT_EQ(0, mem_snapshot(s))				\
+			TH_LOG("/proc/kpageflags: %s", strerror(errno)); \
+	} while (0)
+
+/* Nothing leaked between @b and @a: the orphans and MemFree are back. */
+static void assert_no_leak(struct __test_metadata *_metadata,
+			   const struct mem_snapshot *b,
+			   const struct mem_snapshot *a, const char *what)
+{
+	ksft_print_msg("%s: MemFree %+lld kB (Slab %+lld kB), orphaned anon pages %+ld (large folios %+ld, THP %+ld), nr_anon_pages %+lld\n",
+		       what, a->free_kb - b->free_kb, a->slab_kb - b->slab_kb,
+		       a->orphans.pages - b->orphans.pages,
+		       a->orphans.large - b->orphans.large,
+		       a->orphans.thp - b->orphans.thp, a->anon - b->anon);
+	/* One leaked 2 MiB folio, or one mTHP, fails these two. */
+	EXPECT_LE(a->orphans.thp, b->orphans.thp);
+	EXPECT_LE(a->orphans.large, b->orphans.large);
+	EXPECT_LE(a->orphans.pages - b->orphans.pages, LEAK_ORPHAN_SLACK);
+	EXPECT_LT(b->free_kb - a->free_kb, LEAK_FREE_SLACK_KB);
+}
+
+/*
+ * The writer is gone (its mm, anon_vma and memcg may be freed) before the
+ * reader looks: the pages must still arrive whole.
+ */
+static void writer_exits(struct __test_metadata *_metadata, bool proof)
 {
 	struct xfer_counters b, a;
 	int p[2], status;
@@ -76,63 +120,128 @@ TEST(writer_exits_before_read)
 	ASSERT_EQ((size_t)-1, pattern_check(dst, 16 * PS, 7, 0));
 	xfer_counters_read(&a);
 	close(p[0]);
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_MOVE_MSG);
-	ASSERT_EQ(16, xfer_counter_delta(&b, &a, "moved"));
+	if (proof)	/* ... and they still moved: nothing held on to them */
+		ASSERT_EQ(16, xfer_counter_delta(&b, &a, "moved"));
+}
+
+TEST(writer_exits_before_read)
+{
+	writer_exits(_metadata, false);
+}
+
+TEST(writer_exits_before_read_moves)
+{
+	REQUIRE_MOVE();
+	writer_exits(_metadata, true);
+}
+
+FIXTURE(life)
+{
+	struct setting mthp;
+	struct setting ksm_run, ksm_sleep, ksm_scan;
+};
+
+FIXTURE_SETUP(life)
+{
+}
+
+/* In the parent: settings come back even when the test is killed. */
+FIXTURE_TEARDOWN_PARENT(life)
+{
+	setting_restore(&self->mthp);
+	if (self->ksm_run.saved)
+		proc_write(KSM_DIR "/run", "2");	/* unmerge all first */
+	setting_restore(&self->ksm_run);
+	setting_restore(&self->ksm_sleep);
+	setting_restore(&self->ksm_scan);
 }
 
 /*
- * Pages gifted and never read are freed with the pipe: nr_anon_pages
- * comes back.  (Before the change the gifted pages stay with the writer,
- * which exits too, so this holds on every kernel.)
+ * Pages gifted and never read are freed with the pipe.  One writer fills
+ * 64 pipes of 1 MiB (the default pipe-max-size) from fresh memory, closing
+ * each, and exits: a pipe that kept its pages, or a release that forgot
+ * one reference per buffer, leaves 16384 orphaned pages (64 MiB).
  */
-TEST(reader_closes_without_reading)
+TEST_F_TIMEOUT(life, reader_closes_without_reading, 300)
 {
-	const size_t n = 256;	/* 1 MiB, the default pipe-max-size */
-	long long before, after;
-	int p[2], status;
+	const size_t n = 256, rounds = 64;
+	struct mem_snapshot b, a;
+	int status;
 	pid_t pid;
 
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_LEAK_MSG);
-	ASSERT_EQ(0, pipe(p));
-	ASSERT_LE(0, fcntl(p[1], F_SETPIPE_SZ, (int)(n * PS)));
-	counters_settle();
-	before = vmstat_get("nr_anon_pages");
-	pid = gift_and_exit(p[1], n, 9);
+	REQUIRE_MOVE();
+	SNAPSHOT(&b);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (size_t r = 0; r < rounds; r++) {
+			char *src = map_anon(n * PS);
+			int p[2];
+
+			if (!src || pipe(p) || fcntl(p[1], F_SETPIPE_SZ, (int)(n * PS)) < 0)
+				_exit(2);
+			pattern_fill(src, n * PS, 9, 0);
+			if (vms(p[1], src, n * PS, GIVE) != (ssize_t)(n * PS))
+				_exit(3);
+			close(p[0]);
+			close(p[1]);
+			munmap(src, n * PS);
+		}
+		_exit(0);
+	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_EQ(0, WEXITSTATUS(status));
-	close(p[1]);
-	close(p[0]);
-	counters_settle();
-	after = vmstat_get("nr_anon_pages");
-	/* Within 1/4 of the gift: other processes may allocate a little. */
-	ASSERT_LT(after - before, (long long)n / 4)
-		TH_LOG("nr_anon_pages %lld -> %lld", before, after);
+	SNAPSHOT(&a);
+	assert_no_leak(_metadata, &b, &a, "64 MiB given, never read");
 }
 
 /*
- * 10,000 hand-overs within one process, each replacing the previous
- * destination pages: every page is moved (patched kernel) and nothing
- * leaks: nr_anon_pages and MemFree end where they started.
+ * The leak checks' own instrument: a THP held by a pipe, and nothing else,
+ * is seen as exactly one orphaned 2 MiB folio (512 pages), and is gone once
+ * the pipe is.  This is what lets the THP loops below fail on a single
+ * leaked folio, where MemFree's noise is 8 times larger.
  */
-TEST(ten_thousand_iterations)
+TEST_F_TIMEOUT(life, leak_check_sees_one_thp, 120)
 {
-	const int iters = 10000, n = 4;
-	struct xfer_counters b, a;
-	long long anon0, free0, anon1, free1;
-	char *src, *dst;
+	struct mem_snapshot m0, m1, m2;
+	int p[2], pm = pagemap_open();
+	char *x;
+
+	REQUIRE_MOVE();
+	ASSERT_LE(0, pm);
+	SNAPSHOT(&m0);
+	x = thp_map(THP_SIZE);
+	ASSERT_NE(NULL, x);
+	words_fill(x, THP_SIZE, 5, 0);
+	if (!backed_by_folio(pm, x, THP_SIZE))
+		SKIP(return, "no THP was allocated");
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ((ssize_t)THP_SIZE, vms(p[1], x, THP_SIZE, GIVE));
+	SNAPSHOT(&m1);
+	ksft_print_msg("a THP in a pipe: orphans %+ld pages, %+ld THP\n",
+		       m1.orphans.pages - m0.orphans.pages,
+		       m1.orphans.thp - m0.orphans.thp);
+	ASSERT_EQ(m0.orphans.thp + 1, m1.orphans.thp);
+	ASSERT_EQ(m0.orphans.large + 1, m1.orphans.large);
+	ASSERT_EQ(m0.orphans.pages + 512, m1.orphans.pages);
+	close(p[0]);
+	close(p[1]);
+	SNAPSHOT(&m2);
+	ASSERT_EQ(m0.orphans.thp, m2.orphans.thp);
+	ASSERT_EQ(m0.orphans.pages, m2.orphans.pages);
+	close(pm);
+}
+
+/* 1,000 hand-overs within one process: the data, on every kernel. */
+TEST(thousand_iterations_data)
+{
+	const int iters = 1000, n = 4;
+	char *src = map_anon(n * PS), *dst = map_anon(n * PS);
 	int p[2];
 
-	ASSERT_EQ(0, pipe(p));
-	counters_settle();
-	anon0 = vmstat_get("nr_anon_pages");
-	free0 = meminfo_kb("MemFree");
-	xfer_counters_read(&b);
-	src = map_anon(n * PS);
-	dst = map_anon(n * PS);
 	ASSERT_NE(NULL, src);
 	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
 	for (int i = 0; i < iters; i++) {
 		pattern_fill(src, n * PS, i, 0);
 		ASSERT_EQ((ssize_t)(n * PS), vms(p[1], src, n * PS, GM));
@@ -140,26 +249,282 @@ TEST(ten_thousand_iterations)
 		ASSERT_EQ((size_t)-1, pattern_check(dst, n * PS, i, 0))
 			TH_LOG("iteration %d", i);
 	}
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * 10,000 hand-overs within one process, each replacing the previous
+ * destination pages: every page is moved and nothing leaks.  A leaked
+ * reference per move leaves 40,000 pages (156 MiB).
+ */
+TEST_F_TIMEOUT(life, ten_thousand_iterations, 600)
+{
+	const int iters = 10000, n = 4;
+	struct xfer_counters b, a;
+	struct mem_snapshot m0, m1;
+	char *src, *dst;
+	int p[2];
+
+	REQUIRE_MOVE();
+	ASSERT_EQ(0, pipe(p));
+	SNAPSHOT(&m0);
+	xfer_counters_read(&b);
+	src = map_anon(n * PS);
+	dst = map_anon(n * PS);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	for (int i = 0; i < iters; i++) {
+		/* A word per page is enough to tell the iterations apart. */
+		for (int k = 0; k < n; k++)
+			*(uint64_t *)(src + k * PS) = (uint64_t)i << 8 | k;
+		ASSERT_EQ((ssize_t)(n * PS), vms(p[1], src, n * PS, GM));
+		ASSERT_EQ((ssize_t)(n * PS), vms(p[0], dst, n * PS, SPLICE_F_MOVE));
+		for (int k = 0; k < n; k++) {
+			ASSERT_EQ((uint64_t)i << 8 | k, *(uint64_t *)(dst + k * PS))
+				TH_LOG("iteration %d page %d", i, k);
+		}
+	}
 	xfer_counters_read(&a);
 	munmap(src, n * PS);
 	munmap(dst, n * PS);
 	close(p[0]);
 	close(p[1]);
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_LEAK_MSG);
-	counters_settle();
-	anon1 = vmstat_get("nr_anon_pages");
-	free1 = meminfo_kb("MemFree");
-	ASSERT_LT(anon1 - anon0, 256) TH_LOG("nr_anon_pages %lld -> %lld", anon0, anon1);
-	ASSERT_LT(free0 - free1, 4096) TH_LOG("MemFree %lld -> %lld kB", free0, free1);
 	ASSERT_EQ((long long)iters * n, xfer_counter_delta(&b, &a, "moved"));
+	SNAPSHOT(&m1);
+	assert_no_leak(_metadata, &m0, &m1, "10,000 x 4 pages moved");
+}
+
+/* Every counter that moved between @b and @a. */
+static void print_counters(const struct xfer_counters *b,
+			   const struct xfer_counters *a)
+{
+	static const char *const names[] = { "moved", "moved_zero", "unmapped",
+		"gift_large", "folio_thp", "folio_large", "folio_split" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ksft_print_msg("  %-12s %+lld\n", names[i],
+			       xfer_counter_delta(b, a, names[i]));
+	for (int i = 0; i < XFER_NR_FALLBACKS; i++)
+		if (xfer_counter_delta(b, a, xfer_fallback_names[i]))
+			ksft_print_msg("  fallback %-10s %+lld\n", xfer_fallback_names[i],
+				       xfer_counter_delta(b, a, xfer_fallback_names[i]));
+}
+
+/* Tell the other side to stop: a tag no round uses. */
+#define TAG_END		(~0ULL)
+
+/*
+ * One large folio of @size bytes goes back and forth between this process
+ * and a child, @rounds times each way, over two pipes: given with
+ * SPLICE_F_UNMAP, moved with SPLICE_F_MOVE into the other's (2 MiB- or
+ * @size-aligned, MADV_HUGEPAGE) region.  Every time the same folio (head
+ * PFN), the previous side's tag in its first word, the giver left with
+ * zeros; afterwards all its words intact.  @counter: "folio_thp" (mapped
+ * with one PMD) or "folio_large" (whole, by PTEs), one per move.
+ */
+static void pingpong(struct __test_metadata *_metadata, size_t size,
+		     int rounds, const char *counter)
+{
+	int ab[2], ba[2], pm = pagemap_open(), status;
+	struct xfer_counters b, a;
+	struct mem_snapshot m0, m1;
+	uint64_t head;
+	char *mine;
+	pid_t pid;
+
+	ASSERT_LE(0, pm);
+	SNAPSHOT(&m0);
+	ASSERT_EQ(0, pipe2(ab, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(ba, O_CLOEXEC));
+
+	/* The child first: a fork would share the folio copy-on-write. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char *theirs = map_aligned(size, size, MADV_HUGEPAGE);
+		uint64_t *w = (uint64_t *)theirs, first = 0;
+
+		close(ab[1]);
+		close(ba[0]);
+		close(pm);
+		pm = pagemap_open();	/* this process's own page tables */
+		if (!theirs || pm < 0)
+			_exit(10);
+		for (int r = 0;; r++) {
+			if (vms(ab[0], theirs, size, SPLICE_F_MOVE) != (ssize_t)size)
+				_exit(11);
+			if (*w == TAG_END)
+				_exit(0);
+			if (*w != 2ULL * r)
+				_exit(12);
+			if (!first)
+				first = pagemap_pfn(pm, theirs);
+			if (pagemap_pfn(pm, theirs) != first)
+				_exit(13);	/* copied, not moved */
+			*w = 2ULL * r + 1;
+			if (vms(ba[1], theirs, size, GIVE) != (ssize_t)size)
+				_exit(14);
+			/* Gone (not read: a zero page there would stay). */
+			if (pagemap_present(pm, theirs))
+				_exit(15);
+		}
+	}
+	/* If the child fails, reads of ba see end of file instead of hanging. */
+	close(ab[0]);
+	close(ba[1]);
+	mine = map_aligned(size, size, MADV_HUGEPAGE);
+	if (mine)
+		words_fill(mine, size, 0x7711, 0);
+	if (!mine || !backed_by_folio(pm, mine, size)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		SKIP(return, "no %zu kB folio was allocated", size >> 10);
+	}
+	head = pagemap_pfn(pm, mine);
+	xfer_counters_read(&b);
+	for (int r = 0; r < rounds; r++) {
+		uint64_t *w = (uint64_t *)mine;
+
+		*w = 2ULL * r;
+		ASSERT_EQ((ssize_t)size, vms(ab[1], mine, size, GIVE))
+			TH_LOG("round %d", r);
+		ASSERT_FALSE(pagemap_present(pm, mine))
+			TH_LOG("round %d: the giver still maps its folio", r);
+		ASSERT_EQ((ssize_t)size, vms(ba[0], mine, size, SPLICE_F_MOVE))
+			TH_LOG("round %d", r);
+		ASSERT_EQ(2ULL * r + 1, *w) TH_LOG("round %d", r);
+		if (pagemap_pfn(pm, mine) != head) {
+			xfer_counters_read(&a);
+			print_counters(&b, &a);
+		}
+		ASSERT_EQ(head, pagemap_pfn(pm, mine)) TH_LOG("round %d", r);
+	}
+	xfer_counters_read(&a);
+	/* Back and forth @rounds times: every word but the tag intact. */
+	ASSERT_EQ((size_t)-1, words_check(mine + 8, size - 8, 0x7711, 8));
+	/* Stop the child: one more hand-over, tagged as the end. */
+	*(uint64_t *)mine = TAG_END;
+	ASSERT_EQ((ssize_t)size, vms(ab[1], mine, size, GIVE));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("child status %#x (10+: which check failed)", status);
+	ksft_print_msg("%d round trips of a %zu kB folio: %lld moved pages, %lld %s, fallbacks: refs %lld busy %lld large %lld\n",
+		       rounds, size >> 10, xfer_counter_delta(&b, &a, "moved"),
+		       xfer_counter_delta(&b, &a, counter), counter,
+		       xfer_counter_delta(&b, &a, "refs"),
+		       xfer_counter_delta(&b, &a, "busy"),
+		       xfer_counter_delta(&b, &a, "large"));
+	ASSERT_EQ(2LL * rounds, xfer_counter_delta(&b, &a, counter));
+	ASSERT_EQ(2LL * rounds * (long long)(size / PS),
+		  xfer_counter_delta(&b, &a, "moved"));
+	munmap(mine, size);
+	close(ab[1]);
+	close(ba[0]);
+	close(pm);
+	SNAPSHOT(&m1);
+	assert_no_leak(_metadata, &m0, &m1, "folio ping-pong");
 }
 
 /*
- * A bad address after a good one: the first page is delivered (moved),
- * the call returns its size, and the second stays in the pipe.
+ * One folio of @size bytes (2 MiB: a THP) moved @iters times within this
+ * process, between two 2 MiB-aligned MADV_HUGEPAGE regions: each time the
+ * same folio (head PFN), mapped by @counter ("folio_thp": one PMD), the
+ * tag of the iteration in its first word, the giver empty afterwards.
  */
-TEST(efault_mid_iov_after_move)
+static void folio_loop(struct __test_metadata *_metadata, size_t size,
+		       int iters, const char *counter)
+{
+	int p[2], pm = pagemap_open();
+	struct xfer_counters b, a;
+	struct mem_snapshot m0, m1;
+	char *x, *y;
+	uint64_t head;
+
+	ASSERT_LE(0, pm);
+	SNAPSHOT(&m0);
+	x = map_aligned(size, size, MADV_HUGEPAGE);
+	y = map_aligned(size, size, MADV_HUGEPAGE);
+	ASSERT_NE(NULL, x);
+	ASSERT_NE(NULL, y);
+	words_fill(x, size, 0x7712, 0);
+	if (!backed_by_folio(pm, x, size))
+		SKIP(return, "no %zu kB folio was allocated", size >> 10);
+	head = pagemap_pfn(pm, x);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	xfer_counters_read(&b);
+	for (int i = 0; i < iters; i++) {
+		char *t;
+
+		*(uint64_t *)x = i;
+		ASSERT_EQ((ssize_t)size, vms(p[1], x, size, GIVE)) TH_LOG("iteration %d", i);
+		ASSERT_FALSE(pagemap_present(pm, x)) TH_LOG("iteration %d", i);
+		ASSERT_EQ((ssize_t)size, vms(p[0], y, size, SPLICE_F_MOVE))
+			TH_LOG("iteration %d", i);
+		ASSERT_EQ((uint64_t)i, *(uint64_t *)y) TH_LOG("iteration %d", i);
+		if (pagemap_pfn(pm, y) != head) {
+			xfer_counters_read(&a);
+			print_counters(&b, &a);
+		}
+		ASSERT_EQ(head, pagemap_pfn(pm, y)) TH_LOG("iteration %d: copied", i);
+		t = x;
+		x = y;
+		y = t;
+	}
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, words_check(x + 8, size - 8, 0x7712, 8));
+	ksft_print_msg("%d moves of one %zu kB folio: %lld moved pages, %lld %s\n",
+		       iters, size >> 10, xfer_counter_delta(&b, &a, "moved"),
+		       xfer_counter_delta(&b, &a, counter), counter);
+	ASSERT_EQ(iters, xfer_counter_delta(&b, &a, counter));
+	ASSERT_EQ((long long)iters * (long long)(size / PS),
+		  xfer_counter_delta(&b, &a, "moved"));
+	munmap(x, size);
+	munmap(y, size);
+	close(p[0]);
+	close(p[1]);
+	close(pm);
+	SNAPSHOT(&m1);
+	assert_no_leak(_metadata, &m0, &m1, "10,000 THP moves");
+}
+
+/*
+ * 10,000 moves of one 2 MiB THP, each with one PMD: the folio is never
+ * split, copied or duplicated, and at the end nothing is left: a single
+ * folio leaked on the way (a reference not dropped) shows as an orphaned
+ * THP, which assert_no_leak() allows none of.
+ */
+TEST_F_TIMEOUT(life, thp_ten_thousand_iterations, 900)
+{
+	REQUIRE_MOVE();
+	folio_loop(_metadata, THP_SIZE, 10000, "folio_thp");
+}
+
+/* Between two processes (two mms, two anon_vmas): 500 round trips. */
+TEST_F_TIMEOUT(life, thp_ping_pong, 600)
+{
+	REQUIRE_MOVE();
+	pingpong(_metadata, THP_SIZE, 500, "folio_thp");
+}
+
+/* The same with a 64 kB mTHP folio, mapped whole by PTEs each time. */
+TEST_F_TIMEOUT(life, mthp_ping_pong, 600)
+{
+	char why[256];
+
+	REQUIRE_MOVE();
+	if (access(MTHP_64K, W_OK))
+		SKIP(return, "no 64 kB mTHP size on this kernel");
+	ASSERT_EQ(0, setting_set(&self->mthp, MTHP_64K, "madvise", why, sizeof(why)))
+		TH_LOG("%s", why);
+	pingpong(_metadata, 64 << 10, 500, "folio_large");
+}
+
+/*
+ * A bad address after a good one: the first page is delivered, the call
+ * returns its size, and the second stays in the pipe.
+ */
+static void efault_mid_iov(struct __test_metadata *_metadata, bool proof)
 {
 	char *src = map_anon(2 * PS), *dst = map_anon(2 * PS);
 	struct iovec out[2] = { { dst, PS }, { (void *)PS, PS } };
@@ -177,19 +542,93 @@ TEST(efault_mid_iov_after_move)
 	ASSERT_EQ((size_t)-1, pattern_check(dst, PS, 3, 0));
 	ASSERT_EQ((ssize_t)PS, read(p[0], dst + PS, PS));
 	ASSERT_EQ((size_t)-1, pattern_check(dst + PS, PS, 3, PS));
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_MOVE_MSG);
+	if (!proof)
+		return;
 	/* One page moved; the copy that failed is not counted. */
 	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "moved"));
 	ASSERT_EQ(0, xfer_counter_delta(&b, &a, "dst_vma"));
 }
 
+TEST(efault_mid_iov_after_move)
+{
+	efault_mid_iov(_metadata, false);
+}
+
+TEST(efault_mid_iov_after_move_proof)
+{
+	REQUIRE_MOVE();
+	efault_mid_iov(_metadata, true);
+}
+
 /*
- * Found by vmsplice_fuzz: a page given with GIFT|MOVE leaves the writer in
- * that call, so naming the same address again (a retry after a short
- * call) sends what is mapped there now: zeros on a kernel that moves,
- * the old data on one that does not.  Never the reader's data, never a
- * page the writer no longer owns.
+ * A populated destination shared with a forked child (copy-on-write: its
+ * pages are not PageAnonExclusive) is not replaced by moved pages: the
+ * reader copies into it (reason dst_busy), which breaks the sharing, and
+ * the child still reads its own bytes.  Guards the PageAnonExclusive test
+ * of vmsplice_check_dst_pte() (scripts/mutate: dst_pte_exclusive), which
+ * no other test reaches: the reference and map counts of a page mapped by
+ * parent and child agree.
+ */
+static void shared_dst(struct __test_metadata *_metadata, bool proof)
+{
+	const size_t n = 16;
+	struct xfer_counters b, a;
+	char *dst = map_anon(n * PS);
+	int p[2], go[2], status;
+	pid_t child, writer;
+
+	ASSERT_NE(NULL, dst);
+	pattern_fill(dst, n * PS, 7, 0);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, pipe(go));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		char c;
+
+		/* Keep the pages shared until told, then check them. */
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(pattern_check(dst, n * PS, 7, 0) == (size_t)-1 ? 0 : 1);
+	}
+	close(go[0]);
+	writer = gift_and_exit(p[1], n, 8);
+	ASSERT_LT(0, writer);
+	ASSERT_EQ(writer, waitpid(writer, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	xfer_counters_read(&b);
+	ASSERT_EQ((ssize_t)(n * PS), vms(p[0], dst, n * PS, SPLICE_F_MOVE));
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, n * PS, 8, 0));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("the child's pages changed (status %#x)", status);
+	if (!proof)
+		return;
+	EXPECT_EQ((long long)n, xfer_counter_delta(&b, &a, "dst_busy"));
+	EXPECT_EQ(0, xfer_counter_delta(&b, &a, "moved"));
+}
+
+TEST(dst_shared_with_child)
+{
+	shared_dst(_metadata, false);
+}
+
+TEST(dst_shared_with_child_proof)
+{
+	REQUIRE_MOVE();
+	shared_dst(_metadata, true);
+}
+
+/*
+ * Found by vmsplice_fuzz: a page given with SPLICE_F_UNMAP leaves the
+ * writer in that call, so naming the same address again (a retry after a
+ * short call) sends what is mapped there now: zeros on a kernel that
+ * moves, the old data on one that does not.  Never the reader's data,
+ * never a page the writer no longer owns.
  */
 TEST(regift_sends_what_is_mapped_now)
 {
@@ -213,10 +652,10 @@ TEST(regift_sends_what_is_mapped_now)
 	close(p[1]);
 }
 
-/* Wait (bounded) until ksmd has merged the two pages at @p. */
+/* Poll (bounded: 20 s) until ksmd has merged the two pages at @p. */
 static bool ksm_merged(int pm, const char *p)
 {
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 4000; i++) {
 		uint64_t a = pagemap_pfn(pm, p), b = pagemap_pfn(pm, p + PS);
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 
@@ -227,44 +666,78 @@ static bool ksm_merged(int pm, const char *p)
 	return false;
 }
 
-/* A KSM page is shared by content with other mappings: never moved. */
-TEST(ksm_page_is_copied)
+/* How many page tables map frame @pfn (/proc/kpagecount), or -1. */
+static long long kpage_count(uint64_t pfn)
+{
+	int fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
+	uint64_t n = 0;
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	r = pread(fd, &n, sizeof(n), pfn * sizeof(n));
+	close(fd);
+	return r == sizeof(n) ? (long long)n : -1;
+}
+
+/*
+ * A KSM page is shared by content and lives in the stable tree's rmap:
+ * never moved.  The page here is KSM but mapped by the giver alone (its
+ * twin unmapped after the merge), so once given away nothing maps it and
+ * nothing but the pipe references it: only the KSM check can refuse it,
+ * and the reason must be "ksm" and nothing else.
+ */
+TEST_F_TIMEOUT(life, ksm_page_is_copied, 120)
 {
 	struct xfer_counters b, a;
+	char why[256];
 	char *src, *dst;
+	uint64_t pfn;
 	int p[2], pm;
 
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_MOVE_MSG);
-	if (access("/sys/kernel/mm/ksm/run", W_OK))
+	REQUIRE_MOVE();
+	if (access(KSM_DIR "/run", W_OK))
 		SKIP(return, "KSM not configured");
 	pm = pagemap_open();
-	ASSERT_LE(0, pm);
-	if (!pagemap_pfns_visible(pm))
+	if (pm < 0 || !pagemap_pfns_visible(pm))
 		SKIP(return, "PFNs hidden: run as root");
 	src = map_anon(2 * PS);
 	dst = map_anon(2 * PS);
 	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
 	memset(src, 0x42, 2 * PS);
 	ASSERT_EQ(0, madvise(src, 2 * PS, MADV_MERGEABLE));
-	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/sleep_millisecs", "0"));
-	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/pages_to_scan", "1000"));
-	ASSERT_EQ(0, proc_write("/sys/kernel/mm/ksm/run", "1"));
-	if (!ksm_merged(pm, src)) {
-		proc_write("/sys/kernel/mm/ksm/run", "2");
-		SKIP(return, "ksmd did not merge the pages within 10 s");
-	}
+	ASSERT_EQ(0, setting_set(&self->ksm_sleep, KSM_DIR "/sleep_millisecs", "0",
+				 why, sizeof(why))) TH_LOG("%s", why);
+	ASSERT_EQ(0, setting_set(&self->ksm_scan, KSM_DIR "/pages_to_scan", "1000",
+				 why, sizeof(why))) TH_LOG("%s", why);
+	ASSERT_EQ(0, setting_set(&self->ksm_run, KSM_DIR "/run", "1", why, sizeof(why)))
+		TH_LOG("%s", why);
+	ASSERT_TRUE(ksm_merged(pm, src)) TH_LOG("ksmd did not merge the pages in 20 s");
+	pfn = pagemap_pfn(pm, src);
+	/* Stop ksmd (keeping the merge) and drop the twin: one mapping left. */
+	ASSERT_EQ(0, proc_write(KSM_DIR "/run", "0"));
+	ASSERT_EQ(0, madvise(src + PS, PS, MADV_DONTNEED));
+	ASSERT_EQ(1, kpage_count(pfn));
+
 	ASSERT_EQ(0, pipe(p));
 	xfer_counters_read(&b);
-	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
+	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GIVE));
 	ASSERT_EQ((ssize_t)PS, vms(p[0], dst, PS, SPLICE_F_MOVE));
 	xfer_counters_read(&a);
-	proc_write("/sys/kernel/mm/ksm/run", "2");	/* unmerge, stop */
 	ASSERT_TRUE(all_bytes_are(dst, PS, 0x42));
-	/* The second page still maps the KSM page: it is "mapped" or "ksm". */
+	ASSERT_TRUE(all_bytes_are(src, PS, 0));		/* it did leave */
+	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "unmapped"));
 	ASSERT_EQ(0, xfer_counter_delta(&b, &a, "moved"));
-	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "ksm") +
-		     xfer_counter_delta(&b, &a, "mapped"));
+	/* "ksm", and no other check standing in for it. */
+	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "ksm"));
+	for (int i = 0; i < XFER_NR_FALLBACKS; i++) {
+		if (strcmp(xfer_fallback_names[i], "ksm"))
+			EXPECT_EQ(0, xfer_counter_delta(&b, &a, xfer_fallback_names[i]))
+				TH_LOG("fallback %s", xfer_fallback_names[i]);
+	}
+	close(p[0]);
+	close(p[1]);
 	close(pm);
 }
 
@@ -277,17 +750,17 @@ TEST(trace_event)
 	ssize_t n;
 	int p[2], fd;
 
-	if (!xfer_kernel_moves())
-		SKIP(return, NO_MOVE_MSG);
-	if (access(ev, W_OK))
+	REQUIRE_MOVE();
+	if (access(ev, W_OK) && !move_required())
 		SKIP(return, "no tracefs or no vmsplice trace event");
+	ASSERT_EQ(0, access(ev, W_OK)) TH_LOG("%s: %s", ev, strerror(errno));
 	ASSERT_NE(NULL, src);
 	ASSERT_NE(NULL, dst);
 	ASSERT_EQ(0, proc_write("/sys/kernel/tracing/trace", ""));
 	ASSERT_EQ(0, proc_write(ev, "1"));
 	ASSERT_EQ(0, pipe(p));
 	memset(src, 1, PS);
-	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GM));
+	ASSERT_EQ((ssize_t)PS, vms(p[1], src, PS, GIVE));
 	ASSERT_EQ((ssize_t)PS, vms(p[0], dst, PS, SPLICE_F_MOVE));
 	ASSERT_EQ(0, proc_write(ev, "0"));
 	fd = open("/sys/kernel/tracing/trace", O_RDONLY | O_CLOEXEC);

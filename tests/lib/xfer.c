@@ -664,7 +664,12 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 
 	if (stream && write(ctl_wr, &rep, sizeof(rep)) != sizeof(rep))
 		_exit(2);
-	rss = self_status_kb("RssAnon");
+	/*
+	 * Anonymous memory mapped, from a page-table walk (smaps_rollup):
+	 * RssAnon is the mm's per-CPU counter read without its CPUs' deltas,
+	 * one page or more off now and then on 2 CPUs.
+	 */
+	rss = self_smaps_kb("Anonymous");
 	thp = self_smaps_kb("AnonHugePages");
 	iov[0].iov_base = src + c->src_off;
 	iov[0].iov_len = c->len;
@@ -702,7 +707,7 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	rep.werrno = errno;
 	if (c->mod == MOD_AIO_PINNED)
 		rep.in_flight = aio_still_in_flight(h.aio);
-	rep.rss_drop_kb = rss - self_status_kb("RssAnon");
+	rep.rss_drop_kb = rss - self_smaps_kb("Anonymous");
 	rep.thp_drop_kb = thp - self_smaps_kb("AnonHugePages");
 
 	/* The writer's view of what it handed over, and of what it kept. */
@@ -1240,13 +1245,13 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		res->dst_pfn_before[i] = pagemap_pfn(pm, l.seg[0] + i * ps);
 	/* Clear soft-dirty bits: moved-in pages must come back soft-dirty. */
 	proc_write("/proc/self/clear_refs", "4");
-	rss = self_status_kb("RssAnon");
+	rss = self_smaps_kb("Anonymous");
 	thp = self_smaps_kb("AnonHugePages");
 	for (int s = 0; s < l.nseg; s++)
 		iov[s] = (struct iovec){ l.seg[s], l.seg_len[s] };
 	res->rret = vmsplice(p[0], iov, l.nseg, c->rflags);
 	res->rerrno = errno;
-	res->reader_rss_rise_kb = self_status_kb("RssAnon") - rss;
+	res->reader_rss_rise_kb = self_smaps_kb("Anonymous") - rss;
 	res->reader_thp_rise_kb = self_smaps_kb("AnonHugePages") - thp;
 	res->dst_soft_dirty = true;
 	for (size_t i = 0; i < rep.npages; i++) {

@@ -115,8 +115,8 @@ struct xfer_result {
 	uint64_t src_pfn[XFER_MAX_PAGES];	/* writer's frames before */
 	uint64_t dst_pfn[XFER_MAX_PAGES];	/* reader's frames after */
 	uint64_t dst_pfn_before[XFER_MAX_PAGES];
-	long long writer_rss_drop_kb;	/* RssAnon before - after gift */
-	long long reader_rss_rise_kb;	/* RssAnon after - before read */
+	long long writer_rss_drop_kb;	/* anon kB mapped before - after gift */
+	long long reader_rss_rise_kb;	/* anon kB mapped after - before read */
 	long long writer_thp_drop_kb;	/* AnonHugePages before - after */
 	long long reader_thp_rise_kb;	/* AnonHugePages after - before */
 	struct xfer_counters before, after;	/* around the whole run */
