@@ -293,41 +293,56 @@ static int dup_page_range(struct vm_area_struct *dst_vma,
 	return ret;
 }
 
+/* Where page offset 0 of @vma's anonymous memory would be mapped. */
+static unsigned long dup_linear_base(struct vm_area_struct *vma)
+{
+	return vma->vm_start - (vma->vm_pgoff << PAGE_SHIFT);
+}
+
 /**
- * mremap_dup_folio_shared - may an anonymous folio be mapped twice in one mm?
+ * mremap_dup_lock_unique - lock a folio's anon_vma if all map it at one address
  * @folio: the locked anonymous folio
  * @vma: a VMA that maps it
  *
- * Asked by KSM before it turns @folio into a KSM page in place.  Another
- * VMA of the same mm covering the folio's page offsets in its anon_vma can
- * only be a duplicate mremap(MREMAP_DUP) made of the same range (or the
- * empty source of a MREMAP_DONTUNMAP move, for which the answer errs on the
- * safe side).  The folio lock keeps its anon_vma alive, as for
- * rmap_walk_anon_lock().
+ * KSM turns a page into a KSM page in place only when every mapping of it
+ * is at the address @vma maps it at: rmap_walk_ksm() looks for a KSM
+ * page's mappings at the recorded address only, in this mm and in forked
+ * children, where fork() keeps the address.  A duplicate that
+ * mremap(MREMAP_DUP) made, in this mm or in a child, maps it elsewhere
+ * (so does a child's mremap() move of a range it still shares).  Every VMA
+ * that may map the folio is in its anon_vma's tree over the folio's page
+ * offsets; one whose linear base differs from @vma's maps them elsewhere.
+ * The lock is kept until the caller has converted the folio: a duplicate
+ * links its VMA into that tree (anon_vma_fork()) before it copies any
+ * entry, so one made meanwhile waits and then copies the KSM page.
  *
- * Return: true if such a VMA exists.
+ * Context: the caller holds the folio lock, which keeps the folio's
+ * anon_vma from being freed (as for rmap_walk_anon_lock()), and @vma's
+ * mmap_lock.
+ * Return: the folio's anon_vma, read-locked, when no VMA maps the folio at
+ * another address; NULL, with nothing locked, when one may.
  */
-bool mremap_dup_folio_shared(struct folio *folio, struct vm_area_struct *vma)
+struct anon_vma *mremap_dup_lock_unique(struct folio *folio,
+					struct vm_area_struct *vma)
 {
 	pgoff_t first = folio_pgoff(folio);
 	pgoff_t last = first + folio_nr_pages(folio) - 1;
+	unsigned long base = dup_linear_base(vma);
 	struct anon_vma *anon_vma;
 	struct anon_vma_chain *avc;
-	bool shared = false;
 
 	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
 	anon_vma = folio_anon_vma(folio);
 	if (!anon_vma)
-		return false;
+		return NULL;
 	anon_vma_lock_read(anon_vma);
 	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
-		if (avc->vma != vma && avc->vma->vm_mm == vma->vm_mm) {
-			shared = true;
-			break;
+		if (dup_linear_base(avc->vma) != base) {
+			anon_vma_unlock_read(anon_vma);
+			return NULL;
 		}
 	}
-	anon_vma_unlock_read(anon_vma);
-	return shared;
+	return anon_vma;
 }
 
 /*
