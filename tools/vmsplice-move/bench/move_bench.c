@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * move-bench: what the kernel spends per page, without the hand-over
+ * around it.  `vmsplice-move bench` times a whole hand-over between two
+ * processes through a 1 MiB pipe (the giver's call, the taker's call, and
+ * the two taking turns); this times, in one process with a pipe that
+ * holds the whole region, the giver's vmsplice(SPLICE_F_GIFT |
+ * SPLICE_F_UNMAP) and the taker's vmsplice(SPLICE_F_MOVE) separately, and
+ * UFFDIO_MOVE of the same region, each on fresh memory, best of --repeat.
+ * The data is checked every time; a move row whose pages did not all move
+ * (vmsplice_move_pages in /proc/vmstat) is refused.
+ *
+ * Needs root: a pipe holding 64 MiB of 4 KiB pages needs
+ * /proc/sys/fs/pipe-max-size raised (restored afterwards).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SPLICE_F_UNMAP
+#define SPLICE_F_UNMAP	0x10
+#endif
+
+#define PS		4096UL
+#define THP		(2UL << 20)
+#define PIPE_MAX	"/proc/sys/fs/pipe-max-size"
+
+struct row {
+	double give, take, uffd;	/* seconds, best of the repeats */
+	const char *error;
+};
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* A clock the numbers can be trusted to: high resolution, not jiffies. */
+static const char *clock_problem(void)
+{
+	static const char *cs =
+		"/sys/devices/system/clocksource/clocksource0/current_clocksource";
+	struct timespec res;
+	char name[64] = "";
+	FILE *f = fopen(cs, "r");
+
+	if (f) {
+		if (!fgets(name, sizeof(name), f))
+			name[0] = 0;
+		fclose(f);
+	}
+	if (!strncmp(name, "jiffies", 7))
+		return "the clocksource is jiffies";
+	if (clock_getres(CLOCK_MONOTONIC, &res) || res.tv_sec || res.tv_nsec > 1000)
+		return "CLOCK_MONOTONIC is coarser than 1 us";
+	return NULL;
+}
+
+static long long vmstat(const char *name)
+{
+	char key[64];
+	long long v, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", key, &v) == 2)
+		if (!strcmp(key, name))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/* @len bytes at an address aligned to @align; huge: MADV_HUGEPAGE. */
+static char *region(size_t len, size_t align, bool huge)
+{
+	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (huge && madvise(a, len, MADV_HUGEPAGE))
+		return NULL;
+	return a;
+}
+
+static void fill(char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += PS)
+		*(uint64_t *)(p + off) = off / PS * 2654435761u + 1;
+}
+
+static bool intact(const char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += PS)
+		if (*(const uint64_t *)(p + off) != off / PS * 2654435761u + 1)
+			return false;
+	return true;
+}
+
+/* Give @len bytes to a pipe that holds them all, take them back. */
+static const char *one_move(size_t len, bool huge, double *give, double *take)
+{
+	size_t align = huge ? THP : PS;
+	char *src = region(len, align, huge), *dst = region(len, align, huge);
+	struct iovec v = { src, len }, w = { dst, len };
+	const char *err = NULL;
+	long long moved;
+	int p[2];
+	double t;
+
+	if (!src || !dst || pipe(p))
+		return "out of memory";
+	if (fcntl(p[1], F_SETPIPE_SZ, huge ? (int)(len / THP * PS) : (int)len) < 0) {
+		err = "F_SETPIPE_SZ failed (pipe-max-size)";
+		goto out;
+	}
+	fill(src, len);
+	moved = vmstat("vmsplice_move_pages");
+	t = now();
+	if (vmsplice(p[1], &v, 1, SPLICE_F_GIFT | SPLICE_F_UNMAP) != (ssize_t)len) {
+		err = errno == EINVAL ? "no SPLICE_F_UNMAP (kernel without the change)" :
+					"the gift was short";
+		goto out;
+	}
+	*give = now() - t;
+	t = now();
+	if (vmsplice(p[0], &w, 1, SPLICE_F_MOVE) != (ssize_t)len) {
+		err = "the take was short";
+		goto out;
+	}
+	*take = now() - t;
+	if (!intact(dst, len))
+		err = "data wrong after the move";
+	else if (vmstat("vmsplice_move_pages") - moved != (long long)(len / PS))
+		err = "NOT MOVED: the counters show copies";
+out:
+	close(p[0]);
+	close(p[1]);
+	munmap(src, len);
+	munmap(dst, len);
+	return err;
+}
+
+static const char *one_uffd(size_t len, bool huge, double *secs)
+{
+	size_t align = huge ? THP : PS;
+	char *src = region(len, align, huge), *dst = region(len, align, huge);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_move mv = { 0 };
+	const char *err = NULL;
+	int u;
+	double t;
+
+	if (!src || !dst)
+		return "out of memory";
+	fill(src, len);
+	u = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	reg.range.start = (uintptr_t)dst;
+	reg.range.len = len;
+	if (u < 0 || ioctl(u, UFFDIO_API, &api) || ioctl(u, UFFDIO_REGISTER, &reg)) {
+		err = "userfaultfd unavailable";
+		goto out;
+	}
+	mv.dst = (uintptr_t)dst;
+	mv.src = (uintptr_t)src;
+	mv.len = len;
+	t = now();
+	if (ioctl(u, UFFDIO_MOVE, &mv) || mv.move != (int64_t)len) {
+		err = "UFFDIO_MOVE failed";
+		goto out;
+	}
+	*secs = now() - t;
+	if (!intact(dst, len))
+		err = "data wrong after UFFDIO_MOVE";
+out:
+	if (u >= 0)
+		close(u);
+	munmap(src, len);
+	munmap(dst, len);
+	return err;
+}
+
+static void measure(size_t len, bool huge, int repeat, struct row *r)
+{
+	r->give = r->take = r->uffd = 1e30;
+	r->error = NULL;
+	for (int i = 0; i < repeat && !r->error; i++) {
+		double g, t, u;
+
+		r->error = one_move(len, huge, &g, &t);
+		if (!r->error)
+			r->error = one_uffd(len, huge, &u);
+		if (r->error)
+			break;
+		r->give = g < r->give ? g : r->give;
+		r->take = t < r->take ? t : r->take;
+		r->uffd = u < r->uffd ? u : r->uffd;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t small[] = { 1 << 20, 16 << 20, 64 << 20 };
+	static const size_t large[] = { 64 << 20, 256 << 20, 1 << 30 };
+	char old[32] = "";
+	int repeat = 3, rc = 0;
+	const char *why;
+	FILE *f;
+
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: move-bench [REPEAT]\n\nPer-page cost of the giver's and "
+		       "the taker's vmsplice() and of UFFDIO_MOVE,\none process, fresh "
+		       "memory, best of REPEAT (default 3).  Root.\n");
+		return 0;
+	}
+	if (argc > 1)
+		repeat = atoi(argv[1]);
+	if (repeat < 1 || repeat > 50) {
+		fprintf(stderr, "move-bench: REPEAT is 1..50\n");
+		return 2;
+	}
+	why = clock_problem();
+	if (why) {
+		fprintf(stderr, "move-bench: refusing to measure: %s\n", why);
+		return 5;
+	}
+	f = fopen(PIPE_MAX, "r+");
+	if (!f || !fgets(old, sizeof(old), f) || fseek(f, 0, SEEK_SET) ||
+	    fprintf(f, "%d", 64 << 20) < 0 || fflush(f)) {
+		fprintf(stderr, "move-bench: cannot raise %s (run as root)\n", PIPE_MAX);
+		return 5;
+	}
+	fclose(f);
+
+	printf("%9s %-4s %11s %11s %11s %11s %10s %10s\n", "size", "kind",
+	       "give us/pg", "take us/pg", "both us/pg", "uffd us/pg",
+	       "take/uffd", "both/uffd");
+	for (int k = 0; k < 2; k++) {
+		const size_t *sizes = k ? large : small;
+
+		for (int s = 0; s < 3; s++) {
+			size_t len = sizes[s], pages = len / PS;
+			struct row r;
+
+			measure(len, k, repeat, &r);
+			if (r.error) {
+				printf("%6zu MiB %-4s %s\n", len >> 20, k ? "thp" : "4k", r.error);
+				rc = 1;
+				continue;
+			}
+			printf("%6zu MiB %-4s %11.3f %11.3f %11.3f %11.3f %10.2f %10.2f\n",
+			       len >> 20, k ? "thp" : "4k", r.give * 1e6 / pages,
+			       r.take * 1e6 / pages, (r.give + r.take) * 1e6 / pages,
+			       r.uffd * 1e6 / pages, r.take / r.uffd,
+			       (r.give + r.take) / r.uffd);
+		}
+	}
+	printf("us/pg: microseconds per 4 KiB of the region; give = vmsplice(GIFT|UNMAP) "
+	       "into a pipe holding it all, take = vmsplice(MOVE) into fresh memory, "
+	       "uffd = UFFDIO_MOVE in the same process; best of %d\n", repeat);
+	f = fopen(PIPE_MAX, "w");
+	if (f) {
+		fputs(old, f);
+		fclose(f);
+	}
+	return rc;
+}
