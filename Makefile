@@ -72,15 +72,11 @@ $(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
 	$(CC) $(TOOL_CFLAGS) -DVSM_DUP_BENCH_STANDALONE -o $@ $< $(VSM_A) $(VSM_LIBS)
 # ---- end mremap(MREMAP_DUP) ----
 
-# move-bench: the kernel's per-page cost of giving and taking, one process,
-# against UFFDIO_MOVE (make bench times whole two-process hand-overs).
-tools: $(TOOLBIN)/move-bench
-$(TOOLBIN)/move-bench: $(TOOLDIR)/bench/move_bench.c
-	@mkdir -p $(dir $@)
-	$(CC) $(TOOL_CFLAGS) -o $@ $<
+# The kernel's per-page cost of giving and taking, one process, against
+# UFFDIO_MOVE (make bench times whole two-process hand-overs).
 bench-kernel-cost: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
-	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(TOOLBIN)/move-bench
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench --kernel-cost
 
 # ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
 # `vmsplice-move qemu-handoff` is linked into the command by tool.mk

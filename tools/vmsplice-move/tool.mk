@@ -32,7 +32,8 @@ VSM_LIB_HDRS := $(wildcard $(TOOLDIR)/lib/*.h)
 VSM_LIB_OBJS := $(patsubst $(TOOLDIR)/lib/%.c,$(TOOLBIN)/lib/%.o,$(VSM_LIB_SRCS))
 # Other subcommands (qemu-handoff) are linked in when their sources exist;
 # they must not define main().
-VSM_EXT_SRCS ?= $(wildcard $(TOOLDIR)/qemu/*.c) $(TOOLDIR)/bench/dup_bench.c
+VSM_EXT_SRCS ?= $(wildcard $(TOOLDIR)/qemu/*.c) $(TOOLDIR)/bench/dup_bench.c \
+		$(TOOLDIR)/bench/move_bench.c
 VSM_CMD_SRCS := $(wildcard $(TOOLDIR)/cmd/*.c) $(VSM_EXT_SRCS)
 VSM_CMD_HDRS := $(wildcard $(TOOLDIR)/cmd/*.h $(TOOLDIR)/qemu/*.h)
 VSM_CMD_OBJS := $(patsubst $(TOOLDIR)/%.c,$(TOOLBIN)/%.o,$(VSM_CMD_SRCS))

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * move-bench: what the kernel spends per page, without the hand-over
+ * vmsplice-move bench --kernel-cost: what the kernel spends per page, without the hand-over
  * around it.  `vmsplice-move bench` times a whole hand-over between two
  * processes through a 1 MiB pipe (the giver's call, the taker's call, and
  * the two taking turns); this times, in one process with a pipe that
@@ -29,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd.h"
+#include "vmsplice_move.h"
+
 #ifndef SPLICE_F_UNMAP
 #define SPLICE_F_UNMAP	0x10
 #endif
@@ -48,42 +51,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* A clock the numbers can be trusted to: high resolution, not jiffies. */
-static const char *clock_problem(void)
-{
-	static const char *cs =
-		"/sys/devices/system/clocksource/clocksource0/current_clocksource";
-	struct timespec res;
-	char name[64] = "";
-	FILE *f = fopen(cs, "r");
-
-	if (f) {
-		if (!fgets(name, sizeof(name), f))
-			name[0] = 0;
-		fclose(f);
-	}
-	if (!strncmp(name, "jiffies", 7))
-		return "the clocksource is jiffies";
-	if (clock_getres(CLOCK_MONOTONIC, &res) || res.tv_sec || res.tv_nsec > 1000)
-		return "CLOCK_MONOTONIC is coarser than 1 us";
-	return NULL;
-}
-
-static long long vmstat(const char *name)
-{
-	char key[64];
-	long long v, found = -1;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %lld", key, &v) == 2)
-		if (!strcmp(key, name))
-			found = v;
-	fclose(f);
-	return found;
 }
 
 /* @len bytes at an address aligned to @align; huge: MADV_HUGEPAGE. */
@@ -122,7 +89,7 @@ static const char *one_move(size_t len, bool huge, double *give, double *take)
 	char *src = region(len, align, huge), *dst = region(len, align, huge);
 	struct iovec v = { src, len }, w = { dst, len };
 	const char *err = NULL;
-	long long moved;
+	struct vsm_stats before, after;
 	int p[2];
 	double t;
 
@@ -133,7 +100,10 @@ static const char *one_move(size_t len, bool huge, double *give, double *take)
 		goto out;
 	}
 	fill(src, len);
-	moved = vmstat("vmsplice_move_pages");
+	if (vsm_stats_read(&before) || !before.supported) {
+		err = "no vmsplice move counters (kernel without the change)";
+		goto out;
+	}
 	t = now();
 	if (vmsplice(p[1], &v, 1, SPLICE_F_GIFT | SPLICE_F_UNMAP) != (ssize_t)len) {
 		err = errno == EINVAL ? "no SPLICE_F_UNMAP (kernel without the change)" :
@@ -149,7 +119,8 @@ static const char *one_move(size_t len, bool huge, double *give, double *take)
 	*take = now() - t;
 	if (!intact(dst, len))
 		err = "data wrong after the move";
-	else if (vmstat("vmsplice_move_pages") - moved != (long long)(len / PS))
+	else if (vsm_stats_read(&after) ||
+		 after.moved - before.moved != (long long)(len / PS))
 		err = "NOT MOVED: the counters show copies";
 out:
 	close(p[0]);
@@ -217,17 +188,17 @@ static void measure(size_t len, bool huge, int repeat, struct row *r)
 	}
 }
 
-int main(int argc, char **argv)
+int vsm_cmd_move_bench(int argc, char **argv)
 {
 	static const size_t small[] = { 1 << 20, 16 << 20, 64 << 20 };
 	static const size_t large[] = { 64 << 20, 256 << 20, 1 << 30 };
 	char old[32] = "";
 	int repeat = 3, rc = 0;
-	const char *why;
+	char why[192];
 	FILE *f;
 
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		printf("Usage: move-bench [REPEAT]\n\nPer-page cost of the giver's and "
+		printf("Usage: vmsplice-move bench --kernel-cost [REPEAT]\n\nPer-page cost of the giver's and "
 		       "the taker's vmsplice() and of UFFDIO_MOVE,\none process, fresh "
 		       "memory, best of REPEAT (default 3).  Root.\n");
 		return 0;
@@ -238,8 +209,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "move-bench: REPEAT is 1..50\n");
 		return 2;
 	}
-	why = clock_problem();
-	if (why) {
+	if (!bench_clock_ok(why, sizeof(why))) {
 		fprintf(stderr, "move-bench: refusing to measure: %s\n", why);
 		return 5;
 	}

@@ -59,6 +59,8 @@ static void help(void)
 	       "      --plot FILE.png  also plot cost per MiB against size (gnuplot)\n"
 	       "  -q, --quiet          no progress lines on stderr\n"
 	       "      --dup ...        the MREMAP_DUP row group instead (bench --dup --help)\n"
+	       "      --kernel-cost [N] the kernel's per-page cost, one process, against\n"
+	       "                       UFFDIO_MOVE, best of N (root; bench --kernel-cost --help)\n"
 		"  -h, --help           this help\n\n"
 	       "Refuses (exit 5) when the clock is coarse: clocksource jiffies, or\n"
 	       "clock_getres(CLOCK_MONOTONIC) above 1 us.  Exit 1 when a row failed.\n",
@@ -66,7 +68,7 @@ static void help(void)
 }
 
 /* Whether timings can be trusted; @why says what is wrong. */
-static bool clock_ok(char *why, size_t len)
+bool bench_clock_ok(char *why, size_t len)
 {
 	const char *path = getenv("VMSPLICE_MOVE_CLOCKSOURCE");
 	struct timespec res;
@@ -390,10 +392,13 @@ int cmd_bench(int argc, char **argv)
 	/* The MREMAP_DUP row group has its own options: bench --dup --help. */
 	if (argc > 1 && !strcmp(argv[1], "--dup"))
 		return vsm_cmd_dup_bench(argc - 1, argv + 1);
+	/* The kernel's per-page cost alone: bench --kernel-cost --help. */
+	if (argc > 1 && !strcmp(argv[1], "--kernel-cost"))
+		return vsm_cmd_move_bench(argc - 1, argv + 1);
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	if (!clock_ok(why, sizeof(why))) {
+	if (!bench_clock_ok(why, sizeof(why))) {
 		errorf("bench", "refusing to measure: %s", why);
 		return EXIT_ENV;
 	}

@@ -35,6 +35,10 @@ int cmd_recv(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* bench --dup: tools/vmsplice-move/bench/dup_bench.c */
 int vsm_cmd_dup_bench(int argc, char **argv);
+/* bench --kernel-cost: tools/vmsplice-move/bench/move_bench.c */
+int vsm_cmd_move_bench(int argc, char **argv);
+/* Whether timings can be trusted (not jiffies, 1 us or better); @why if not. */
+bool bench_clock_ok(char *why, size_t len);
 
 /* "4096", "64K", "16M", "1G" (binary units) -> bytes; -1 when malformed. */
 int parse_size(const char *s, uint64_t *out);
