@@ -23,7 +23,7 @@ LIB_HDRS   := $(wildcard tests/lib/*.h)
 
 .SECONDARY: $(LIB_OBJS)
 
-.PHONY: all deps tree kernel-debug kernel-bench tests check check-big demo bench bench-kernel-cost clean distclean
+.PHONY: all deps tree kernel-debug kernel-bench tests check check-unpatched check-big demo bench bench-kernel-cost clean distclean
 
 all: kernel-debug tests tools
 
@@ -127,6 +127,10 @@ check-handoff-vm: deps kernel-debug tests
 
 check: deps
 	@scripts/check $(BUILD)
+
+# make check with stock 6.12 booted in the VM: must be red (full kernel build).
+check-unpatched: deps
+	@scripts/check-unpatched $(BUILD)
 
 # ---- tools/vmsplice-move: make demo, make bench, make check-big ----
 # The demo and the benchmark need only the bench kernel (no debug options:
