@@ -624,6 +624,58 @@ TEST(dst_shared_with_child_proof)
 }
 
 /*
+ * A partial page between two whole ones, its writer gone: the partial
+ * page's buffer is gifted, no longer mapped anywhere and holds the pipe's
+ * reference only, like the whole pages around it, but only its first 100
+ * bytes were given.  The reader's batch of whole pages must stop at it
+ * (it carries no anon_vma, and it is not PAGE_SIZE long): mapping it whole
+ * would show the writer's other bytes and shift everything after it.
+ * Removing both of those checks of vmsplice_small_run() turns this red;
+ * either one alone suffices (tests/MUTATION.md, run_partial).
+ */
+TEST(writer_exits_partial_page_between_whole_ones)
+{
+	const size_t want = 2 * PS + 100;
+	struct xfer_counters b, a;
+	int p[2], status;
+	char *dst = map_anon(3 * PS);
+	pid_t pid;
+
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
+	xfer_counters_read(&b);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char *src = map_anon(2 * PS), *src2 = map_anon(PS);
+		struct iovec iov[2];
+
+		if (!src || !src2)
+			_exit(2);
+		pattern_fill(src, 2 * PS, 21, 0);
+		pattern_fill(src2, PS, 22, 0);
+		iov[0] = (struct iovec){ src, PS + 100 };
+		iov[1] = (struct iovec){ src2, PS };
+		_exit(vmsplice(p[1], iov, 2, GM) == (ssize_t)want ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	close(p[1]);
+	/* One call, room for three pages: the batch could reach all three. */
+	ASSERT_EQ((ssize_t)want, vms(p[0], dst, 3 * PS, SPLICE_F_MOVE));
+	ASSERT_EQ((size_t)-1, pattern_check(dst, PS + 100, 21, 0));
+	ASSERT_EQ((size_t)-1, pattern_check(dst + PS + 100, PS, 22, 0));
+	ASSERT_TRUE(all_bytes_are(dst + want, 3 * PS - want, 0));
+	xfer_counters_read(&a);
+	close(p[0]);
+	/* Where pages move, the first did, and the partial one was copied. */
+	if (xfer_kernel_moves()) {
+		EXPECT_LE(1, xfer_counter_delta(&b, &a, "moved"));
+		EXPECT_LE(1, xfer_counter_delta(&b, &a, "partial"));
+	}
+}
+
+/*
  * Found by vmsplice_fuzz: a page given with SPLICE_F_UNMAP leaves the
  * writer in that call, so naming the same address again (a retry after a
  * short call) sends what is mapped there now: zeros on a kernel that
