@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "kselftest_harness.h"
+#include "lib/feature.h"
 #include "tool_util.h"
 
 #define CMD	VSM_CMD
@@ -175,8 +176,7 @@ TEST(probe_mthp_moves)
 	json_object *o;
 	FILE *f;
 
-	if (!kernel_moves())
-		SKIP(return, "kernel rejects SPLICE_F_UNMAP: nothing moves (stock kernel)");
+	REQUIRE_MOVE();	/* skips on a stock kernel, fails in the test VM */
 	f = fopen(knob, "re");
 	if (!f)
 		SKIP(return, "no 64 KiB mTHP size on this kernel");

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "kselftest_harness.h"
+#include "lib/feature.h"
 #include "lib/pagemap.h"
 #include "tool_util.h"
 
@@ -263,8 +264,7 @@ TEST_F(proto, counters)
 {
 	struct outcome *o = &self->o;
 
-	if (!kernel_moves())
-		SKIP(return, "kernel rejects SPLICE_F_UNMAP: nothing moves (stock kernel)");
+	REQUIRE_MOVE();	/* skips on a stock kernel, fails in the test VM */
 	if (!kernel_counters())
 		SKIP(return, "no vmsplice move counters in /proc/vmstat");
 	ASSERT_EQ(0, o->recv_ret) TH_LOG("receiver: %s", o->rep.reason);
@@ -284,8 +284,7 @@ TEST_F(proto, pfns)
 	uint64_t n = 0;
 	int pm;
 
-	if (!kernel_moves())
-		SKIP(return, "kernel rejects SPLICE_F_UNMAP: nothing moves (stock kernel)");
+	REQUIRE_MOVE();	/* skips on a stock kernel, fails in the test VM */
 	if (!pfns_visible())
 		SKIP(return, "page frame numbers hidden (not root)");
 	ASSERT_EQ(0, o->recv_ret);
