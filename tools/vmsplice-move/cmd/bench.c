@@ -45,7 +45,8 @@ static void help(void)
 	       "process_vm_readv, and UFFDIO_MOVE within one process; for 4 KiB pages,\n"
 	       "THP and mTHP; into fresh and into already-populated destinations.\n"
 	       "Move rows are checked against the kernel's counters and flagged when\n"
-	       "they did not move.  Best of --reps; the data is checked every time.\n\n"
+	       "they did not move.  Best of --reps; the data is checked every time;\n"
+	       "a row whose repetitions are more than 2x apart is flagged NOISY.\n\n"
 	       "  -s, --sizes LIST     sizes, comma-separated (default 1M,16M,256M)\n"
 	       "  -k, --kinds LIST     4k,thp,mthp (default all)\n"
 	       "  -d, --dest LIST      fresh,populated (default both)\n"
@@ -364,6 +365,7 @@ static void print_json(const struct bench_row *rows, int nr, const struct bench_
 			r->skipped ? "skipped" : r->failed ? "failed" : "ok"));
 		if (ok) {
 			json_object_object_add(j, "seconds", json_object_new_double(r->secs));
+			json_object_object_add(j, "worst_seconds", json_object_new_double(r->worst));
 			json_object_object_add(j, "ms_per_mib", json_object_new_double(ms_per_mib(r)));
 			json_object_object_add(j, "mib_per_s", json_object_new_double(
 				r->size / r->secs / 1048576));

@@ -30,6 +30,7 @@ struct bench_row {
 	bool skipped;		/* could not run here: see note */
 	bool failed;		/* ran, but data or a call went wrong */
 	double secs;		/* best of the repetitions */
+	double worst;		/* worst of them: the spread flags noise */
 	long long moved;	/* vmsplice_move_pages delta per repetition */
 	long long copied;
 	bool counters;		/* the kernel has the counters */

@@ -269,6 +269,7 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 	struct vsm_stats b, a, d;
 
 	row->secs = 1e30;
+	row->worst = 0;
 	if (row->kind == K_MTHP && !env->mthp) {
 		row->skipped = true;
 		snprintf(row->note, sizeof(row->note), "%s", env->mthp_why);
@@ -292,12 +293,22 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 		}
 		if (t < row->secs)
 			row->secs = t;
+		if (t > row->worst)
+			row->worst = t;
 	}
 	vsm_stats_read(&a);
 	vsm_stats_delta(&b, &a, &d);
 	row->counters = d.supported;
 	row->moved = d.moved / reps;
 	row->copied = d.copied / reps;
+	/*
+	 * Best of the repetitions is the figure, but when they differ by more
+	 * than 2x something else was running (a host busy under a TCG guest
+	 * stretches every hand-over between the two processes): say so.
+	 */
+	if (reps > 1 && row->worst > 2 * row->secs)
+		snprintf(row->note, sizeof(row->note), "NOISY: repetitions %.1fx apart",
+			 row->worst / row->secs);
 	if (row->method != M_MOVE)
 		return;
 	/* A move row that did not move is not a move measurement: say so. */
