@@ -9,6 +9,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct bench_opts {
 	bool csv, json, quiet, sysfs;
 	const char *plot;
 	uint64_t mthp_size;
+	uint64_t pipe_size;
 };
 
 /* The mTHP knob we may have changed, to put back. */
@@ -54,6 +56,8 @@ static void help(void)
 	       "  -r, --reps N         repetitions, best kept (default 3)\n"
 	       "      --mthp-size SIZE mTHP folio size (default 64K); as root the bench\n"
 	       "                       sets its knob to \"always\" and restores it after\n"
+	       "      --pipe-size SIZE the pipe between the two processes (default 1M,\n"
+	       "                       pipe-max-size's default; more needs root)\n"
 	       "      --no-sysfs       never change THP settings (mthp rows may skip)\n"
 	       "      --csv            CSV on stdout instead of the table\n"
 	       "  -j, --json           JSON on stdout instead of the table\n"
@@ -124,6 +128,7 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		{ "methods", required_argument, NULL, 'm' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "mthp-size", required_argument, NULL, 'M' },
+		{ "pipe-size", required_argument, NULL, 'P' },
 		{ "no-sysfs", no_argument, NULL, 'S' },
 		{ "csv", no_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
@@ -136,7 +141,8 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 	int c, r;
 
 	*o = (struct bench_opts){ .sizes = { 1 << 20, 16 << 20, 256 << 20 }, .nr_sizes = 3,
-				  .reps = 3, .sysfs = true, .mthp_size = 64 << 10 };
+				  .reps = 3, .sysfs = true, .mthp_size = 64 << 10,
+				  .pipe_size = 1 << 20 };
 	for (int i = 0; i < NR_KINDS; i++)
 		o->kinds[i] = true;
 	for (int i = 0; i < NR_DESTS; i++)
@@ -183,6 +189,11 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 			if (parse_size(optarg, &o->mthp_size) || o->mthp_size < 8192 ||
 			    (o->mthp_size & (o->mthp_size - 1)))
 				return usage_error("bench", "--mthp-size: a power of two >= 8K");
+			break;
+		case 'P':
+			if (parse_size(optarg, &o->pipe_size) || o->pipe_size < 4096 ||
+			    o->pipe_size > (1U << 30))
+				return usage_error("bench", "--pipe-size: 4K to 1G");
 			break;
 		case 'S':
 			o->sysfs = false;
@@ -351,6 +362,7 @@ static void print_json(const struct bench_row *rows, int nr, const struct bench_
 	json_object_object_add(o, "unmap_flag", json_object_new_boolean(env->unmap));
 	json_object_object_add(o, "page_size", json_object_new_int64(env->page));
 	json_object_object_add(o, "mthp_size", json_object_new_int64(env->mthp));
+	json_object_object_add(o, "pipe_size", json_object_new_int64(env->pipe_size));
 	json_object_object_add(o, "reps", json_object_new_int(reps));
 	for (int i = 0; i < nr; i++) {
 		const struct bench_row *r = &rows[i];
@@ -409,10 +421,18 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	env.unmap = vsm_unmap_supported(p[1]) == 1;
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)o.pipe_size) < 0) {
+		errorf("bench", "--pipe-size %llu: %m (above pipe-max-size needs CAP_SYS_RESOURCE)",
+		       (unsigned long long)o.pipe_size);
+		close(p[0]);
+		close(p[1]);
+		return EXIT_ENV;
+	}
 	close(p[0]);
 	close(p[1]);
 	env.page = sysconf(_SC_PAGESIZE);
 	env.thp = vsm_thp_size();
+	env.pipe_size = o.pipe_size;
 	if (o.kinds[K_MTHP]) {
 		env.mthp = mthp_setup(&o, &knob, env.mthp_why, sizeof(env.mthp_why));
 		if (!env.mthp && !o.quiet)
@@ -455,9 +475,9 @@ int cmd_bench(int argc, char **argv)
 	else if (o.json)
 		print_json(rows, nr, &env, o.reps);
 	else {
-		printf("vmsplice-move bench: best of %d, SPLICE_F_UNMAP %s, page %zu, THP %zu, mTHP %zu\n",
+		printf("vmsplice-move bench: best of %d, SPLICE_F_UNMAP %s, page %zu, THP %zu, mTHP %zu, pipe %zu\n",
 		       o.reps, env.unmap ? "accepted" : "rejected (move rows copy)", env.page,
-		       env.thp, env.mthp);
+		       env.thp, env.mthp, env.pipe_size);
 		print_table(rows, nr, &env);
 	}
 	if (o.plot && bench_plot(o.plot, rows, nr, why, sizeof(why))) {

@@ -18,6 +18,7 @@ extern const char *const bench_method_name[NR_METHODS];
 struct bench_env {
 	bool unmap;		/* kernel accepts SPLICE_F_UNMAP */
 	size_t page, thp, mthp;	/* sizes; mthp 0: none usable */
+	size_t pipe_size;	/* the two-process rows' pipe (F_SETPIPE_SZ) */
 	char mthp_why[200];	/* why not */
 };
 

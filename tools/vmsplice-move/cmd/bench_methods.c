@@ -123,7 +123,10 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 
 	if (pipe2(p, O_CLOEXEC) || pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
 		return -1;
-	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)env->pipe_size) < 0) {
+		fprintf(stderr, "bench: F_SETPIPE_SZ %zu: %m\n", env->pipe_size);
+		goto out_pipes;
+	}
 	src = kind_alloc(env, row->kind, len);	/* same address in both */
 	if (!src)
 		goto out_pipes;
