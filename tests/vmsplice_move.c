@@ -303,6 +303,16 @@ FIXTURE_VARIANT_ADD(xfer, sealed_src) {
 };
 
 /*
+ * MAP_DROPPABLE memory stays mapped: its pages are not swap-backed and may
+ * be dropped under pressure, which a reader's ordinary anonymous page
+ * must never be.
+ */
+FIXTURE_VARIANT_ADD(xfer, droppable_src) {
+	.c = { MEM_DROPPABLE, MOD_NONE, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "mapped", .nr = 4, .keeps = true,
+};
+
+/*
  * userfaultfd-registered memory stays mapped: no event would tell the
  * monitor, and write-protect tracking expects the pages to stay.
  */

@@ -529,6 +529,13 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	case MEM_HUGETLB:
 		src = map_hugetlb(span);
 		break;
+	case MEM_DROPPABLE:
+		region = mmap(NULL, span + 2 * ps, PROT_READ | PROT_WRITE,
+			      MAP_ANONYMOUS | MAP_DROPPABLE, -1, 0);
+		if (region == MAP_FAILED)
+			region = NULL;
+		src = region ? region + ps : NULL;
+		break;
 	}
 	if (!src) {
 		rep.skipped = true;

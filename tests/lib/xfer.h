@@ -30,6 +30,7 @@ enum xfer_mem {
 	MEM_MEMFD_SHARED,	/* a MAP_SHARED memfd, written */
 	MEM_HUGETLB,		/* a private hugetlb page, written */
 	MEM_FILE,		/* splice() from a tmpfs file, not vmsplice */
+	MEM_DROPPABLE,		/* MAP_DROPPABLE anonymous, written */
 };
 
 /* What else is done to that memory before it is given. */
