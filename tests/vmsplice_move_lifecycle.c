@@ -683,6 +683,38 @@ TEST(writer_exits_partial_page_between_whole_ones)
 }
 
 /*
+ * Written pages, then a never-written one (the zero page mapped), given
+ * and read in one call: the written ones move in one batch, which must
+ * end at the zero page; that one arrives as zeros without a page being
+ * allocated (moved_zero), not copied as "not anonymous".
+ */
+TEST(zero_page_after_written_pages)
+{
+	char *src = map_anon(4 * PS), *dst = map_anon(4 * PS);
+	struct xfer_counters b, a;
+	int p[2];
+
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
+	pattern_fill(src, 3 * PS, 31, 0);
+	ASSERT_EQ(0, *(volatile char *)(src + 3 * PS));	/* the zero page */
+	xfer_counters_read(&b);
+	ASSERT_EQ((ssize_t)(4 * PS), vms(p[1], src, 4 * PS, GM));
+	ASSERT_EQ((ssize_t)(4 * PS), vms(p[0], dst, 4 * PS, SPLICE_F_MOVE));
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, 3 * PS, 31, 0));
+	ASSERT_TRUE(all_bytes_are(dst + 3 * PS, PS, 0));
+	close(p[0]);
+	close(p[1]);
+	if (xfer_kernel_moves()) {
+		EXPECT_EQ(3, xfer_counter_delta(&b, &a, "moved"));
+		EXPECT_EQ(1, xfer_counter_delta(&b, &a, "moved_zero"));
+		EXPECT_EQ(0, xfer_counter_delta(&b, &a, "not_anon"));
+	}
+}
+
+/*
  * Found by vmsplice_fuzz: a page given with SPLICE_F_UNMAP leaves the
  * writer in that call, so naming the same address again (a retry after a
  * short call) sends what is mapped there now: zeros on a kernel that
