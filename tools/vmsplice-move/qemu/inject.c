@@ -326,8 +326,7 @@ static bool next_map(FILE *f, struct map_ent *m)
 	return false;
 }
 
-/* Start time of @pid (/proc/PID/stat field 22), 0 if unknown. */
-static unsigned long long proc_start(pid_t pid)
+unsigned long long vsm_proc_starttime(pid_t pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long st = 0;
@@ -337,6 +336,7 @@ static unsigned long long proc_start(pid_t pid)
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
+	/* Fields after the command: state is 3, starttime 22. */
 	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
 		   &st) != 1)
@@ -374,7 +374,7 @@ static int find_gadgets(struct vsm_victim *v)
 {
 	/* One search per process: its code does not move. */
 	static struct { pid_t pid; unsigned long long start; uint64_t sys, rest; } cache;
-	unsigned long long start = proc_start(v->pid);
+	unsigned long long start = vsm_proc_starttime(v->pid);
 	static const uint8_t sys_ret[] = { 0x0f, 0x05, 0xc3 };
 	static const uint8_t restore[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
 					   0x00, 0x0f, 0x05 };

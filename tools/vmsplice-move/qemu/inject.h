@@ -84,4 +84,10 @@ int vsm_inject_release(struct vsm_victim *v);
  */
 void vsm_inject_abandon(struct vsm_victim *v);
 
+/*
+ * The start time of @pid (field 22 of /proc/PID/stat), 0 if gone: with the
+ * pid it names one process across pid reuse (the journal records it too).
+ */
+unsigned long long vsm_proc_starttime(pid_t pid);
+
 #endif

@@ -32,26 +32,6 @@ const char *vsm_phase_name(enum vsm_phase p)
 	return p <= VSM_PH_ROLLED_BACK ? phase_names[p] : "?";
 }
 
-unsigned long long vsm_proc_starttime(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')'))) {
-		/* Fields after the command: state is 3, starttime 22. */
-		if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			   &st) != 1)
-			st = 0;
-	}
-	fclose(f);
-	return st;
-}
-
 #define JADD(o, k, v) json_object_object_add(o, k, v)
 #define JI(v) json_object_new_int64((int64_t)(v))
 #define JS(v) json_object_new_string(v)

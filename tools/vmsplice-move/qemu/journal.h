@@ -69,7 +69,4 @@ void vsm_journal_close(struct vsm_journal *j);
 int vsm_journal_read(const char *path, struct vsm_journal *j,
 		     struct vsm_xfer *x, char *err, size_t errlen);
 
-/* The start time of @pid (field 22 of /proc/PID/stat), 0 if gone. */
-unsigned long long vsm_proc_starttime(pid_t pid);
-
 #endif
