@@ -36,17 +36,7 @@ bool dup_supported(void);
  * the run requires the change (VMSPLICE_REQUIRE_MOVE=1: inside the test
  * VM on the patched kernel), as REQUIRE_MOVE() does for page moves.
  */
-#define REQUIRE_DUP()							\
-	do {								\
-		if (!dup_supported()) {					\
-			if (move_required()) {				\
-				TH_LOG("this run requires the feature: %s", \
-				       DUP_NO_KERNEL_MSG);		\
-				ASSERT_TRUE(dup_supported());		\
-			}						\
-			SKIP(return, DUP_NO_KERNEL_MSG);		\
-		}							\
-	} while (0)
+#define REQUIRE_DUP()	REQUIRE_FEATURE(dup_supported(), DUP_NO_KERNEL_MSG)
 
 /*
  * Field @name (kB) of the /proc/self/smaps entry of the VMA holding

@@ -32,20 +32,22 @@ bool move_required(void);
 unsigned int give_flags(void);
 
 /*
- * In a kselftest TEST: SKIP with the reason where the kernel lacks the
- * feature, FAIL where the run requires it.  Use before any check, so that
- * a failed check is never turned into a skip.
+ * In a kselftest TEST: SKIP with @msg where the kernel lacks a feature
+ * (@have false), FAIL where the run requires the change.  Use before any
+ * check, so that a failed check is never turned into a skip.
  */
-#define REQUIRE_MOVE()							\
+#define REQUIRE_FEATURE(have, msg)					\
 	do {								\
-		if (!kernel_unmaps()) {					\
+		if (!(have)) {						\
 			if (move_required()) {				\
-				TH_LOG("this run requires the feature: %s", \
-				       NO_MOVE_MSG);			\
-				ASSERT_TRUE(kernel_unmaps());		\
+				TH_LOG("this run requires the feature: %s", msg); \
+				ASSERT_TRUE(have);			\
 			}						\
-			SKIP(return, NO_MOVE_MSG);			\
+			SKIP(return, msg);				\
 		}							\
 	} while (0)
+
+/* Page moves: vmsplice() accepts SPLICE_F_UNMAP. */
+#define REQUIRE_MOVE()	REQUIRE_FEATURE(kernel_unmaps(), NO_MOVE_MSG)
 
 #endif
