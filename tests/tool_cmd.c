@@ -425,6 +425,41 @@ TEST(bench_json)
 	json_object_put(o);
 }
 
+/*
+ * bench's move2p rows (two pipes in turn): every page moved where the
+ * kernel moves (4 pipe-fulls, so both pipes carry chunks), skipped with the
+ * reason where it cannot give with SPLICE_F_UNMAP.
+ */
+TEST(bench_json_two_pipes)
+{
+	char *argv[] = { CMD, "bench", "--json", "-q", "--no-sysfs", "-s", "4M", "-k", "4k",
+			 "-d", "fresh", "-m", "move2p", "-r", "1", NULL };
+	json_object *o, *rows, *mv;
+	struct cmd_run r;
+
+	if (coarse_clock())
+		SKIP(return, "%s", coarse_clock());
+	cmd_run(&r, argv, -1, NULL, BOUND);
+	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
+	o = json_tokener_parse(r.out);
+	ASSERT_NE(NULL, o);
+	rows = get(o, "rows");
+	ASSERT_EQ(1, json_object_array_length(rows));
+	mv = json_object_array_get_idx(rows, 0);
+	ASSERT_STREQ("move2p", json_object_get_string(get(mv, "method")));
+	if (!kernel_moves()) {
+		ASSERT_FALSE(move_required()) TH_LOG("this run requires the feature");
+		ASSERT_STREQ("skipped", json_object_get_string(get(mv, "status")));
+		ASSERT_NE(NULL, strstr(json_object_get_string(get(mv, "note")), "SPLICE_F_UNMAP"));
+	} else {
+		ASSERT_STREQ("ok", json_object_get_string(get(mv, "status")));
+		ASSERT_EQ(kernel_counters(), json_object_get_boolean(get(mv, "move_verified")))
+			TH_LOG("%s", json_object_get_string(get(mv, "note")));
+		ASSERT_EQ(0, json_object_get_int64(get(mv, "copied_pages")));
+	}
+	json_object_put(o);
+}
+
 /* bench --csv: a header and one line per row. */
 TEST(bench_csv)
 {

@@ -52,7 +52,7 @@ static void help(void)
 	       "  -s, --sizes LIST     sizes, comma-separated (default 1M,16M,256M)\n"
 	       "  -k, --kinds LIST     4k,thp,mthp (default all)\n"
 	       "  -d, --dest LIST      fresh,populated (default both)\n"
-	       "  -m, --methods LIST   move,vmsplice,read,pvreadv,uffd (default all)\n"
+	       "  -m, --methods LIST   move,move2p,vmsplice,read,pvreadv,uffd (default all)\n"
 	       "  -r, --reps N         repetitions, best kept (default 3)\n"
 	       "      --mthp-size SIZE mTHP folio size (default 64K); as root the bench\n"
 	       "                       sets its knob to \"always\" and restores it after\n"
@@ -321,7 +321,7 @@ static void print_table(const struct bench_row *rows, int nr, const struct bench
 		}
 		printf("%10.3f %9.0f %9.3f %8.2f ", r->secs * 1e3, r->size / r->secs / 1048576,
 		       r->secs * 1e6 / (r->size / 4096.0), mv ? r->secs / mv->secs : 0.0);
-		if (r->method == M_MOVE || r->method == M_VMSPLICE || r->method == M_READ) {
+		if (r->method != M_PVREADV && r->method != M_UFFD) {
 			if (r->counters)
 				printf("%6.0f%%", 100.0 * r->moved / (r->size / env->page));
 			else
@@ -346,7 +346,7 @@ static void print_csv(const struct bench_row *rows, int nr)
 		if (ok)
 			printf("%.4f,%.1f,%.5f,%lld,%lld,%s,", r->secs * 1e3,
 			       r->size / r->secs / 1048576, ms_per_mib(r), r->moved, r->copied,
-			       r->method == M_MOVE ? (r->move_ok ? "yes" : "no") : "");
+			       bench_moves(r->method) ? (r->move_ok ? "yes" : "no") : "");
 		else
 			printf(",,,,,,");
 		/* Notes never contain commas or quotes; quote anyway. */
@@ -385,7 +385,7 @@ static void print_json(const struct bench_row *rows, int nr, const struct bench_
 			json_object_object_add(j, "copied_pages", json_object_new_int64(r->copied));
 			json_object_object_add(j, "counters", json_object_new_boolean(r->counters));
 		}
-		if (r->method == M_MOVE)
+		if (bench_moves(r->method))
 			json_object_object_add(j, "move_verified", json_object_new_boolean(r->move_ok));
 		json_object_object_add(j, "note", json_object_new_string(r->note));
 		json_object_array_add(a, j);

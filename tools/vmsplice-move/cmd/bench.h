@@ -9,7 +9,13 @@
 
 enum bench_kind { K_4K, K_THP, K_MTHP, NR_KINDS };
 enum bench_dest { D_FRESH, D_POPULATED, NR_DESTS };
-enum bench_method { M_MOVE, M_VMSPLICE, M_READ, M_PVREADV, M_UFFD, NR_METHODS };
+enum bench_method { M_MOVE, M_MOVE2P, M_VMSPLICE, M_READ, M_PVREADV, M_UFFD, NR_METHODS };
+
+/* The methods that move pages: their rows must show every page moved. */
+static inline bool bench_moves(enum bench_method m)
+{
+	return m == M_MOVE || m == M_MOVE2P;
+}
 
 extern const char *const bench_kind_name[NR_KINDS];
 extern const char *const bench_dest_name[NR_DESTS];

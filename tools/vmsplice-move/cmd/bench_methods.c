@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * One benchmark measurement: a region of one kind handed from a child
- * process (the giver) to this one (the taker) in one of five ways, timed
+ * process (the giver) to this one (the taker) in one of six ways, timed
  * by the taker from "go" to the last byte, the data checked every time.
  *
  *   move      giver vmsplice(GIFT|UNMAP), taker vmsplice(MOVE)
+ *   move2p    the same through two pipes in turn, a pipe-full a turn
+ *             (vsm_give_pipes()): the giver fills one while the taker
+ *             empties the other
  *   vmsplice  giver vmsplice(GIFT), taker vmsplice() (copies)
  *   read      giver vmsplice(GIFT), taker read() (copies)
  *   pvreadv   taker process_vm_readv() from the giver (copies, no pipe)
@@ -30,7 +33,7 @@
 const char *const bench_kind_name[NR_KINDS] = { "4k", "thp", "mthp" };
 const char *const bench_dest_name[NR_DESTS] = { "fresh", "populated" };
 const char *const bench_method_name[NR_METHODS] = {
-	"move", "vmsplice", "read", "pvreadv", "uffd",
+	"move", "move2p", "vmsplice", "read", "pvreadv", "uffd",
 };
 
 /* Memory of one kind: 4k no THP, thp 2 MiB aligned + MADV_HUGEPAGE, mthp
@@ -87,21 +90,41 @@ static void populate(char *p, size_t len, size_t page)
 		p[off] = 1;
 }
 
-/* The child: fill, say ready, give on "go", wait until told to leave. */
-static void giver(const struct bench_env *env, enum bench_method m, char *src,
-		  size_t len, uint64_t seed, int pipe_wr, int ready_wr, int go_rd)
+/*
+ * move2p's turn: what one pipe holds, one slot a page (4 KiB), a whole THP
+ * a slot (thp: never cut one), a folio a slot (mthp).
+ */
+static size_t pipe_chunk(const struct bench_env *env, enum bench_kind k)
 {
+	size_t slots = env->pipe_size / env->page;
+
+	if (k == K_THP)
+		return slots * env->thp;
+	if (k == K_MTHP)
+		return slots * env->mthp;
+	return env->pipe_size;
+}
+
+/* The child: fill, say ready, give on "go", wait until told to leave. */
+static void giver(const struct bench_env *env, const struct bench_row *row,
+		  char *src, uint64_t seed, const int *pipe_wr, int ready_wr, int go_rd)
+{
+	enum bench_method m = row->method;
+	size_t len = row->size;
 	ssize_t n = 0;
 	char c;
 
 	pattern_fill(src, len, 0, seed);
 	if (write(ready_wr, "r", 1) != 1 || read(go_rd, &c, 1) != 1)
 		_exit(1);
-	if (m == M_MOVE && env->unmap)
-		n = vsm_give(pipe_wr, src, len, NULL);
+	if (m == M_MOVE2P)
+		n = vsm_give_pipes(pipe_wr, 2, pipe_chunk(env, row->kind), src, len, NULL);
+	else if (m == M_MOVE && env->unmap)
+		n = vsm_give(pipe_wr[0], src, len, NULL);
 	else if (m != M_PVREADV)
-		n = vsm_give_copy(pipe_wr, src, len, NULL);
-	close(pipe_wr);
+		n = vsm_give_copy(pipe_wr[0], src, len, NULL);
+	close(pipe_wr[0]);
+	close(pipe_wr[1]);
 	if (m != M_PVREADV && n != (ssize_t)len)
 		_exit(1);
 	/* Keep the memory alive until the taker is done (process_vm_readv). */
@@ -114,7 +137,7 @@ static void giver(const struct bench_env *env, enum bench_method m, char *src,
 static double two_process(const struct bench_env *env, const struct bench_row *row,
 			  uint64_t seed)
 {
-	int p[2], ready[2], go[2];
+	int p[2], q[2] = { -1, -1 }, ready[2], go[2];
 	size_t len = row->size;
 	char *src, *dst = NULL, c;
 	double t = -1;
@@ -123,7 +146,10 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 
 	if (pipe2(p, O_CLOEXEC) || pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
 		return -1;
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)env->pipe_size) < 0) {
+	if (row->method == M_MOVE2P && pipe2(q, O_CLOEXEC))
+		goto out_pipes;
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)env->pipe_size) < 0 ||
+	    (q[1] >= 0 && fcntl(q[1], F_SETPIPE_SZ, (int)env->pipe_size) < 0)) {
 		fprintf(stderr, "bench: F_SETPIPE_SZ %zu: %m\n", env->pipe_size);
 		goto out_pipes;
 	}
@@ -135,11 +161,18 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 	if (pid < 0)
 		goto out_pipes;
 	if (pid == 0) {
+		int wr[2] = { p[1], q[1] };
+
 		close(p[0]);
-		giver(env, row->method, src, len, seed, p[1], ready[1], go[0]);
+		if (q[0] >= 0)
+			close(q[0]);
+		giver(env, row, src, seed, wr, ready[1], go[0]);
 	}
 	close(p[1]);
 	p[1] = -1;
+	if (q[1] >= 0)
+		close(q[1]);
+	q[1] = -1;
 	munmap(src, len);
 	dst = kind_alloc(env, row->kind, len);
 	if (!dst || read(ready[0], &c, 1) != 1)
@@ -154,6 +187,12 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 	case M_MOVE:
 		got = vsm_take(p[0], dst, len, NULL);
 		break;
+	case M_MOVE2P: {
+		int rd[2] = { p[0], q[0] };
+
+		got = vsm_take_pipes(rd, 2, pipe_chunk(env, row->kind), dst, len, NULL);
+		break;
+	}
 	case M_VMSPLICE:
 		got = vsm_take_copy(p[0], dst, len, NULL);
 		break;
@@ -197,9 +236,12 @@ out:
 	if (dst)
 		munmap(dst, len);
 out_pipes:
-	for (int *fd = p; fd < p + 2; fd++)
-		if (*fd >= 0)
-			close(*fd);
+	for (int i = 0; i < 2; i++) {
+		if (p[i] >= 0)
+			close(p[i]);
+		if (q[i] >= 0)
+			close(q[i]);
+	}
 	close(ready[0]);
 	close(ready[1]);
 	close(go[0]);
@@ -278,6 +320,11 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 		snprintf(row->note, sizeof(row->note), "%s", env->mthp_why);
 		return;
 	}
+	if (row->method == M_MOVE2P && !env->unmap) {
+		row->skipped = true;
+		snprintf(row->note, sizeof(row->note), "kernel lacks SPLICE_F_UNMAP");
+		return;
+	}
 	if (row->method == M_UFFD && row->dest == D_POPULATED) {
 		row->skipped = true;
 		snprintf(row->note, sizeof(row->note), "UFFDIO_MOVE needs an empty destination");
@@ -312,7 +359,7 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 	if (reps > 1 && row->worst > 2 * row->secs)
 		snprintf(row->note, sizeof(row->note), "NOISY: repetitions %.1fx apart",
 			 row->worst / row->secs);
-	if (row->method != M_MOVE)
+	if (!bench_moves(row->method))
 		return;
 	/* A move row that did not move is not a move measurement: say so. */
 	row->move_ok = d.supported && row->moved >= (long long)(row->size / env->page);

@@ -72,6 +72,51 @@ ssize_t vsm_take_copy(int pipe_rd, void *addr, size_t len, size_t *taken)
 	return loop(pipe_rd, addr, len, 0, taken);
 }
 
+/*
+ * Byte @off of the range goes through pipe (@off / @chunk) % @nr: each side
+ * walks the chunks in the same order, so the giver fills one pipe while
+ * the taker empties another (on two CPUs neither waits for the other).
+ */
+static ssize_t loop_pipes(const int *fds, unsigned int nr, size_t chunk,
+			  void *addr, size_t len, unsigned int flags,
+			  size_t *done_out)
+{
+	size_t done = 0;
+	ssize_t n = 0;
+
+	if (!nr || !chunk) {
+		errno = EINVAL;
+		n = -1;
+	}
+	while (n >= 0 && done < len) {
+		size_t k = done / chunk, end = (k + 1) * chunk, want, got = 0;
+
+		want = (end < len ? end : len) - done;
+		n = loop(fds[k % nr], (char *)addr + done, want, flags, &got);
+		done += got;
+		if (n >= 0 && got < want)
+			break;	/* the writer closed that pipe early */
+	}
+	if (done_out)
+		*done_out = done;
+	if (n < 0)
+		return -1;
+	return done;
+}
+
+ssize_t vsm_give_pipes(const int *pipe_wr, unsigned int nr, size_t chunk,
+		       void *addr, size_t len, size_t *given)
+{
+	return loop_pipes(pipe_wr, nr, chunk, addr, len,
+			  SPLICE_F_GIFT | SPLICE_F_UNMAP, given);
+}
+
+ssize_t vsm_take_pipes(const int *pipe_rd, unsigned int nr, size_t chunk,
+		       void *addr, size_t len, size_t *taken)
+{
+	return loop_pipes(pipe_rd, nr, chunk, addr, len, SPLICE_F_MOVE, taken);
+}
+
 size_t vsm_thp_size(void)
 {
 	unsigned long sz = 0;

@@ -97,6 +97,28 @@ ssize_t vsm_take(int pipe_rd, void *addr, size_t len, size_t *taken);
 ssize_t vsm_take_copy(int pipe_rd, void *addr, size_t len, size_t *taken);
 
 /*
+ * vsm_give_pipes - vsm_give() through @nr pipes in turn: bytes
+ * [k * @chunk, (k + 1) * @chunk) of the range go into @pipe_wr[k % @nr].
+ * With @chunk what one pipe holds (its F_GETPIPE_SZ for 4 KiB pages, a
+ * multiple of the THP size for THPs, which take one slot each) the giver
+ * fills one pipe while the taker empties another, so on two CPUs each
+ * side's page-table work overlaps the other's instead of taking turns on
+ * one pipe's lock.  The taker must use vsm_take_pipes() with the same
+ * @nr and @chunk.  Returns and @given as vsm_give(); EINVAL for @nr or
+ * @chunk 0.
+ */
+ssize_t vsm_give_pipes(const int *pipe_wr, unsigned int nr, size_t chunk,
+		       void *addr, size_t len, size_t *given);
+
+/*
+ * vsm_take_pipes - vsm_take() from @nr pipes in turn, the counterpart of
+ * vsm_give_pipes() with the same @nr and @chunk.  Returns fewer than @len
+ * when a writer closed its pipe before its chunk was complete.
+ */
+ssize_t vsm_take_pipes(const int *pipe_rd, unsigned int nr, size_t chunk,
+		       void *addr, size_t len, size_t *taken);
+
+/*
  * vsm_alloc - memory that can receive moved pages.
  * @huge: true: 2 MiB aligned and MADV_HUGEPAGE, so that a moved transparent
  *        huge page is mapped with one PMD; false: MADV_NOHUGEPAGE (4 KiB
