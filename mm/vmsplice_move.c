@@ -785,14 +785,15 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 	if (!folio_test_swapbacked(folio))
 		return VMSPLICE_FB_BUSY;
 	/*
-	 * The deferred-split queue holds every anonymous THP; its shrinker
-	 * takes a reference and the folio lock before splitting, which the
-	 * checks above exclude.  But one marked partially mapped (an mTHP the
-	 * giver mapped across a page-table boundary is unmapped in two steps,
-	 * and marked in between) would be split by it after the move: copy.
+	 * No test of the deferred-split queue: it holds every anonymous THP,
+	 * and its shrinker takes a reference and the folio lock before it
+	 * splits one, which the checks above exclude.  A folio marked
+	 * partially mapped (a large folio the giver mapped across a page-table
+	 * boundary is unmapped in two steps, and marked in between) may still
+	 * be split by it after the move, mapped whole here: that is what
+	 * happens to any partially mapped folio, and leaves the reader its
+	 * data in small pages, as a copy would, without copying.
 	 */
-	if (folio_test_large(folio) && folio_test_partially_mapped(folio))
-		return VMSPLICE_FB_LARGE;
 	/*
 	 * The charge stays with the folio's memcg: moving it into another
 	 * memcg's process would let it use memory its limits do not see.

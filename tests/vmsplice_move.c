@@ -481,6 +481,17 @@ FIXTURE_VARIANT_ADD(xfer, mthp_src) {
 };
 
 /*
+ * One 64 KiB mTHP mremap()ed across a page-table boundary: the giver's
+ * unmap takes two steps and marks it partially mapped (deferred split) in
+ * between.  Still given and moved whole, not copied for it.
+ */
+FIXTURE_VARIANT_ADD(xfer, mthp_straddling_src) {
+	.c = { MEM_MTHP, MOD_STRADDLE, DST_FRESH, GM, SPLICE_F_MOVE, 0, 16 * PS },
+	.reason = "moved", .nr = 16, .unmapped = 16, .gift_large = 1,
+	.folio_large = 1, .same_frames = true, .needs = "mthp",
+};
+
+/*
  * 4 KiB pages, a THP and 4 KiB pages in three segments into one: all moved,
  * the THP with one PMD.
  */

@@ -643,6 +643,27 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 		h.uffd = uffd_register(src, span, rep.skip_reason);
 		rep.skipped = h.uffd < 0;
 		break;
+	case MOD_STRADDLE: {
+		/*
+		 * The range with its guards, moved (PTEs, folios whole) so that
+		 * its middle lies on a 2 MiB boundary: half of it in one page
+		 * table, half in the next.  Unmapping it takes two steps.
+		 */
+		char *room = map_anon(3 * XFER_THP), *to;
+
+		to = room ? (char *)round_up((uintptr_t)room + XFER_THP, XFER_THP) -
+			    span / 2 - ((size_t)(src - region)) : NULL;
+		if (!to || mremap(region, region_len, region_len,
+				  MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "mremap: %s", strerror(errno));
+			break;
+		}
+		src = to + (src - region);
+		region = to;
+		break;
+	}
 	default:
 		break;
 	}

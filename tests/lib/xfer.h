@@ -50,6 +50,7 @@ enum xfer_mod {
 	MOD_NUMA,		/* on node 0; the reader binds node 1 */
 	MOD_HWPOISON,		/* the first page poisoned while in the pipe */
 	MOD_DUP,		/* one page, named twice in one call */
+	MOD_STRADDLE,		/* mremap()ed across a page-table boundary */
 };
 
 /* Where the reader wants the data. */
