@@ -785,14 +785,18 @@ static int vmsplice_check_folio_locked(struct vmsplice_move *vm,
 	if (!folio_test_swapbacked(folio))
 		return VMSPLICE_FB_BUSY;
 	/*
-	 * No test of the deferred-split queue: it holds every anonymous THP,
-	 * and its shrinker takes a reference and the folio lock before it
-	 * splits one, which the checks above exclude.  A folio marked
-	 * partially mapped (a large folio the giver mapped across a page-table
-	 * boundary is unmapped in two steps, and marked in between) may still
-	 * be split by it after the move, mapped whole here: that is what
-	 * happens to any partially mapped folio, and leaves the reader its
-	 * data in small pages, as a copy would, without copying.
+	 * No test of the deferred-split queue or PG_partially_mapped.  A
+	 * given folio may be on the queue, marked partially mapped by the
+	 * giver's own unmap (e.g. a large folio mapped across a page-table
+	 * or VMA boundary is unmapped in two steps, marked in between).  The
+	 * shrinker takes a reference and then the folio lock before it
+	 * splits, which the checks above and our lock exclude; we never
+	 * touch ->_deferred_list, and the queue is the folio's memcg's and
+	 * node's, which the move keeps.  Mapped whole again while still
+	 * marked is also what a failed or completed migration of a
+	 * PTE-mapped folio leaves (remove_migration_ptes()).  The shrinker,
+	 * reclaim or migration may split it later, leaving the reader its
+	 * data in small pages: never worse than the copy.
 	 */
 	/*
 	 * The charge stays with the folio's memcg: moving it into another

@@ -492,6 +492,17 @@ FIXTURE_VARIANT_ADD(xfer, mthp_straddling_src) {
 };
 
 /*
+ * The same with a whole THP: the mremap() splits its PMD (PTE-mapped, its
+ * tails marked exclusive), the unmap marks it partially mapped; it lands
+ * with one PMD, not copied.
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_straddling_src) {
+	.c = { MEM_THP, MOD_STRADDLE, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "moved", .nr = 512, .unmapped = 512, .gift_large = 1,
+	.folio_thp = 1, .split_pmd = 1, .same_frames = true,
+};
+
+/*
  * 4 KiB pages, a THP and 4 KiB pages in three segments into one: all moved,
  * the THP with one PMD.
  */

@@ -682,6 +682,80 @@ TEST(writer_exits_partial_page_between_whole_ones)
 	}
 }
 
+#define MTHP_PARTIAL \
+	"/sys/kernel/mm/transparent_hugepage/hugepages-64kB/stats/nr_anon_partially_mapped"
+
+static long long read_ll(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (f && fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * A 64 KiB mTHP mremap()ed across a page-table boundary is marked partially
+ * mapped by the giver's two-step unmap, and moved whole all the same.  Then
+ * the deferred-split shrinker runs (drop_caches 2 shrinks every slab
+ * shrinker): the reader's data stays right, and once it unmaps, the
+ * partially-mapped count is back where it started (nothing left queued).
+ */
+TEST(partially_mapped_mthp_moves_then_splits)
+{
+	const size_t len = 64 << 10, thp = 2UL << 20;
+	char why[160], *dst;
+	struct xfer_counters b, a;
+	long long base, marked;
+	int p[2], status;
+	pid_t pid;
+
+	REQUIRE_MOVE();
+	if (xfer_mthp_on(why, sizeof(why))) {
+		ASSERT_FALSE(move_required()) TH_LOG("%s", why);
+		SKIP(return, "%s", why);
+	}
+	base = read_ll(MTHP_PARTIAL);
+	ASSERT_LE(0, base);
+	dst = map_aligned(len, len, 0);
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
+	xfer_counters_read(&b);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char *src = map_aligned(len, len, 0), *room = map_anon(3 * thp), *to;
+
+		if (!src || !room)
+			_exit(2);
+		pattern_fill(src, len, 31, 0);
+		to = (char *)(((uintptr_t)room + 2 * thp - 1) & ~(thp - 1)) - len / 2;
+		if (mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to)
+			_exit(3);
+		_exit(vms(p[1], to, len, GM) == (ssize_t)len ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	close(p[1]);
+	marked = read_ll(MTHP_PARTIAL);
+	ASSERT_EQ((ssize_t)len, vms(p[0], dst, len, SPLICE_F_MOVE));
+	close(p[0]);
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, len, 31, 0));
+	/* Built as meant: the folio in the pipe was marked; it moved whole. */
+	ASSERT_EQ(base + 1, marked);
+	ASSERT_EQ(16, xfer_counter_delta(&b, &a, "moved"));
+	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "folio_large"));
+	ASSERT_EQ(0, proc_write("/proc/sys/vm/drop_caches", "2"));
+	ASSERT_EQ((size_t)-1, pattern_check(dst, len, 31, 0));
+	ASSERT_EQ(0, munmap(dst, len));
+	ASSERT_EQ(base, read_ll(MTHP_PARTIAL));
+	xfer_mthp_off();
+}
+
 /*
  * Written pages, then a never-written one (the zero page mapped), given
  * and read in one call: the written ones move in one batch, which must

@@ -650,11 +650,20 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 		 * table, half in the next.  Unmapping it takes two steps.
 		 */
 		char *room = map_anon(3 * XFER_THP), *to;
+		/* Guard, range, guard: apart, as MADV_HUGEPAGE splits the VMA. */
+		char *piece[4] = { region, src, src + span, region + region_len };
 
 		to = room ? (char *)round_up((uintptr_t)room + XFER_THP, XFER_THP) -
 			    span / 2 - ((size_t)(src - region)) : NULL;
-		if (!to || mremap(region, region_len, region_len,
-				  MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
+		for (int i = 0; to && i < 3; i++) {
+			size_t n = piece[i + 1] - piece[i];
+			char *at = to + (piece[i] - region);
+
+			if (n && mremap(piece[i], n, n, MREMAP_MAYMOVE | MREMAP_FIXED,
+					at) != at)
+				to = NULL;
+		}
+		if (!to) {
 			rep.skipped = true;
 			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
 				 "mremap: %s", strerror(errno));
