@@ -397,20 +397,29 @@ TEST(bench_refuses_coarse_clock)
 	unlink(src);
 }
 
+/*
+ * Run "bench --json -q --no-sysfs -k 4k -d fresh -r 1" with @size and
+ * @methods into @obj, parsed (put it), after checking the exit status.
+ */
+#define BENCH_JSON(size, methods, obj) do {					\
+	char *argv_[] = { CMD, "bench", "--json", "-q", "--no-sysfs", "-s", size,	\
+			  "-k", "4k", "-d", "fresh", "-m", methods, "-r", "1", NULL };	\
+	struct cmd_run r_;							\
+										\
+	cmd_run(&r_, argv_, -1, NULL, BOUND);					\
+	ASSERT_EQ(0, r_.status) TH_LOG("%s", r_.err);				\
+	(obj) = json_tokener_parse(r_.out);					\
+	ASSERT_NE(NULL, (obj));							\
+} while (0)
+
 /* bench --json: one row per cell, move rows checked against the counters. */
 TEST(bench_json)
 {
-	char *argv[] = { CMD, "bench", "--json", "-q", "--no-sysfs", "-s", "1M", "-k", "4k",
-			 "-d", "fresh", "-m", "move,vmsplice", "-r", "1", NULL };
 	json_object *o, *rows, *mv;
-	struct cmd_run r;
 
 	if (coarse_clock())
 		SKIP(return, "%s", coarse_clock());
-	cmd_run(&r, argv, -1, NULL, BOUND);
-	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
-	o = json_tokener_parse(r.out);
-	ASSERT_NE(NULL, o);
+	BENCH_JSON("1M", "move,vmsplice", o);
 	rows = get(o, "rows");
 	ASSERT_EQ(2, json_object_array_length(rows));
 	mv = json_object_array_get_idx(rows, 0);
@@ -432,17 +441,11 @@ TEST(bench_json)
  */
 TEST(bench_json_two_pipes)
 {
-	char *argv[] = { CMD, "bench", "--json", "-q", "--no-sysfs", "-s", "4M", "-k", "4k",
-			 "-d", "fresh", "-m", "move2p", "-r", "1", NULL };
 	json_object *o, *rows, *mv;
-	struct cmd_run r;
 
 	if (coarse_clock())
 		SKIP(return, "%s", coarse_clock());
-	cmd_run(&r, argv, -1, NULL, BOUND);
-	ASSERT_EQ(0, r.status) TH_LOG("%s", r.err);
-	o = json_tokener_parse(r.out);
-	ASSERT_NE(NULL, o);
+	BENCH_JSON("4M", "move2p", o);
 	rows = get(o, "rows");
 	ASSERT_EQ(1, json_object_array_length(rows));
 	mv = json_object_array_get_idx(rows, 0);

@@ -68,6 +68,34 @@ static char *map_fill(size_t len)
 	return p;
 }
 
+/*
+ * Fork a giver that copies @sent bytes of @src into the pipes by hand,
+ * chunk k into pipe k % @nr (SPLICE_F_GIFT: every kernel), and exits.
+ */
+static pid_t give_by_hand(struct pipes *p, unsigned int nr, size_t chunk,
+			  char *src, size_t sent)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	close_all(p->rd, nr);
+	for (size_t off = 0; off < sent; off += chunk) {
+		size_t want = sent - off < chunk ? sent - off : chunk;
+		struct iovec iov = { src + off, want };
+
+		while (iov.iov_len) {
+			ssize_t n = vmsplice(p->wr[(off / chunk) % nr], &iov, 1, SPLICE_F_GIFT);
+
+			if (n <= 0)
+				_exit(1);
+			iov.iov_base = (char *)iov.iov_base + n;
+			iov.iov_len -= n;
+		}
+	}
+	_exit(0);
+}
+
 FIXTURE(route) {};
 FIXTURE_SETUP(route) {}
 FIXTURE_TEARDOWN(route) {}
@@ -104,25 +132,8 @@ TEST_F(route, take_reassembles)
 	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, dst);
 	ASSERT_EQ(0, open_pipes(&p, nr));
-	pid = fork();
+	pid = give_by_hand(&p, nr, chunk, src, len);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		close_all(p.rd, nr);
-		for (size_t off = 0; off < len; off += chunk) {
-			size_t want = len - off < chunk ? len - off : chunk;
-			struct iovec iov = { src + off, want };
-
-			while (iov.iov_len) {
-				ssize_t n = vmsplice(p.wr[(off / chunk) % nr], &iov, 1, SPLICE_F_GIFT);
-
-				if (n <= 0)
-					_exit(1);
-				iov.iov_base = (char *)iov.iov_base + n;
-				iov.iov_len -= n;
-			}
-		}
-		_exit(0);
-	}
 	close_all(p.wr, nr);
 	ASSERT_EQ((ssize_t)len, vsm_take_pipes(p.rd, nr, chunk, dst, len, &taken));
 	ASSERT_EQ(len, taken);
@@ -269,19 +280,8 @@ TEST(short_when_the_giver_stops)
 	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, dst);
 	ASSERT_EQ(0, open_pipes(&p, 2));
-	pid = fork();
+	pid = give_by_hand(&p, 2, chunk, src, sent);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		close_all(p.rd, 2);
-		for (size_t off = 0; off < sent; off += chunk) {
-			size_t want = sent - off < chunk ? sent - off : chunk;
-			struct iovec iov = { src + off, want };
-
-			if (vmsplice(p.wr[(off / chunk) % 2], &iov, 1, SPLICE_F_GIFT) != (ssize_t)want)
-				_exit(1);
-		}
-		_exit(0);
-	}
 	close_all(p.wr, 2);
 	ASSERT_EQ((ssize_t)sent, vsm_take_pipes(p.rd, 2, chunk, dst, len, &taken));
 	ASSERT_EQ(sent, taken);
