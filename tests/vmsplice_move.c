@@ -492,6 +492,16 @@ FIXTURE_VARIANT_ADD(xfer, mthp_straddling_src) {
 };
 
 /*
+ * A 64 KiB mTHP whose pages 1 and 2 are mapped the other way round: not a
+ * whole folio in address order, so given page by page and copied (part of
+ * a large folio each); the data arrives in address order.
+ */
+FIXTURE_VARIANT_ADD(xfer, mthp_out_of_order_src) {
+	.c = { MEM_MTHP, MOD_OUT_OF_ORDER, DST_FRESH, GM, SPLICE_F_MOVE, 0, 16 * PS },
+	.reason = "large", .nr = 16, .unmapped = 16, .needs = "mthp",
+};
+
+/*
  * The same with a whole THP: the mremap() splits its PMD (PTE-mapped, its
  * tails marked exclusive), the unmap marks it partially mapped; it lands
  * with one PMD, not copied.

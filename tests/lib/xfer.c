@@ -673,6 +673,28 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 		region = to;
 		break;
 	}
+	case MOD_OUT_OF_ORDER: {
+		/*
+		 * Swap the mappings of pages 1 and 2 (one folio stays whole,
+		 * mapped out of order), then write the pattern again: what
+		 * the range reads in address order is what must arrive.
+		 */
+		char *tmp = map_anon(ps);
+
+		if (!tmp ||
+		    mremap(src + ps, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED, tmp) != tmp ||
+		    mremap(src + 2 * ps, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   src + ps) != src + ps ||
+		    mremap(tmp, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   src + 2 * ps) != src + 2 * ps) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "mremap: %s", strerror(errno));
+			break;
+		}
+		pattern_fill(region, region_len, SEED, 0);
+		break;
+	}
 	default:
 		break;
 	}

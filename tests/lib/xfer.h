@@ -51,6 +51,7 @@ enum xfer_mod {
 	MOD_HWPOISON,		/* the first page poisoned while in the pipe */
 	MOD_DUP,		/* one page, named twice in one call */
 	MOD_STRADDLE,		/* mremap()ed across a page-table boundary */
+	MOD_OUT_OF_ORDER,	/* pages 1 and 2 swapped (mremap), refilled */
 };
 
 /* Where the reader wants the data. */
