@@ -682,6 +682,44 @@ TEST(writer_exits_partial_page_between_whole_ones)
 	}
 }
 
+/*
+ * Empty iovecs before and between the given ranges: the kernel skips them
+ * when it fetches pages, so must the address it unmaps.  Every byte
+ * arrives in one read; where pages move, the giver reads zeros in both
+ * ranges (and only there: its guard page keeps its data).
+ */
+TEST(empty_segments_between_gifts)
+{
+	char *src = map_anon(5 * PS), *dst = map_anon(4 * PS), *guard;
+	struct xfer_counters b, a;
+	struct iovec iov[4];
+	int p[2];
+
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	pattern_fill(src, 5 * PS, 41, 0);
+	guard = src + 2 * PS;	/* between the two ranges, never given */
+	iov[0] = (struct iovec){ guard, 0 };
+	iov[1] = (struct iovec){ src, 2 * PS };
+	iov[2] = (struct iovec){ guard, 0 };
+	iov[3] = (struct iovec){ src + 3 * PS, 2 * PS };
+	ASSERT_EQ(0, pipe(p));
+	xfer_counters_read(&b);
+	ASSERT_EQ((ssize_t)(4 * PS), vmsplice(p[1], iov, 4, GM));
+	close(p[1]);
+	ASSERT_EQ((ssize_t)(4 * PS), vms(p[0], dst, 4 * PS, SPLICE_F_MOVE));
+	close(p[0]);
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, 2 * PS, 41, 0));
+	ASSERT_EQ((size_t)-1, pattern_check(dst + 2 * PS, 2 * PS, 41, 3 * PS));
+	ASSERT_EQ((size_t)-1, pattern_check(guard, PS, 41, 2 * PS));
+	if (xfer_kernel_moves()) {
+		ASSERT_TRUE(all_bytes_are(src, 2 * PS, 0));
+		ASSERT_TRUE(all_bytes_are(src + 3 * PS, 2 * PS, 0));
+		ASSERT_EQ(4, xfer_counter_delta(&b, &a, "moved"));
+	}
+}
+
 #define MTHP_PARTIAL \
 	"/sys/kernel/mm/transparent_hugepage/hugepages-64kB/stats/nr_anon_partially_mapped"
 
