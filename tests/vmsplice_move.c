@@ -502,6 +502,17 @@ FIXTURE_VARIANT_ADD(xfer, mthp_out_of_order_src) {
 };
 
 /*
+ * A whole 64 KiB mTHP onto a destination made of two VMAs, 32 KiB each:
+ * one folio cannot be mapped into two VMAs (each has its own anon_vma and
+ * offsets), so it is copied; the data lands in both.
+ */
+FIXTURE_VARIANT_ADD(xfer, mthp_across_dst_vmas) {
+	.c = { MEM_MTHP, MOD_NONE, DST_TWO_VMAS, GM, SPLICE_F_MOVE, 0, 16 * PS },
+	.reason = "partial", .nr = 16, .unmapped = 16, .gift_large = 1,
+	.needs = "mthp",
+};
+
+/*
  * The same with a whole THP: the mremap() splits its PMD (PTE-mapped, its
  * tails marked exclusive), the unmap marks it partially mapped; it lands
  * with one PMD, not copied.

@@ -877,6 +877,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 	case DST_READONLY:
 	case DST_PKEY_RO:
 	case DST_MLOCKED:
+	case DST_TWO_VMAS:
 		p = map_aligned(span, ps);
 		if (!p)
 			break;
@@ -894,6 +895,11 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 			return -1;
 		layout_one(l, p, len, 0);
 		if (c->dst == DST_READONLY && mprotect(p, span, PROT_READ))
+			return -1;
+		/* MADV_DONTFORK: another VMA, as good a destination. */
+		if (c->dst == DST_TWO_VMAS &&
+		    madvise(p + round_up(len / 2, ps), len - round_up(len / 2, ps),
+			    MADV_DONTFORK))
 			return -1;
 		if (c->dst == DST_MLOCKED && mlock(p, span)) {
 			snprintf(why, 160, "mlock: %s", strerror(errno));

@@ -79,6 +79,7 @@ enum xfer_dst {
 	DST_PTE_TABLE,		/* 2 MiB aligned, MADV_HUGEPAGE, empty page table */
 	DST_NOHUGEPAGE,		/* 2 MiB aligned, MADV_NOHUGEPAGE */
 	DST_THP_CUT,		/* two 1 MiB segments, apart */
+	DST_TWO_VMAS,		/* fresh, its second half a VMA of its own */
 };
 
 /* Counters vmsplice moves report, read before and after xfer_run(). */
