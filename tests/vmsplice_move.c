@@ -237,6 +237,15 @@ FIXTURE_VARIANT_ADD(xfer, uffd_dst) {
 };
 
 /*
+ * The reader's pages swapped out (swap entries, no page mapped): nothing
+ * to replace; copied into (swapped back in first), as read(2) would.
+ */
+FIXTURE_VARIANT_ADD(xfer, swapped_out_dst) {
+	.c = { MEM_ANON, MOD_NONE, DST_SWAPPED, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "dst_busy", .nr = 4, .unmapped = 4, .needs = "swap",
+};
+
+/*
  * A pinned destination page: a device writing into it expects the data
  * there, so it is copied into and keeps its frame.
  */

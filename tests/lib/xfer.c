@@ -936,6 +936,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 	case DST_PINNED:
 	case DST_REFERENCED:
 	case DST_UFFD:
+	case DST_SWAPPED:
 		p = map_aligned(span, ps);
 		if (!p)
 			break;
@@ -951,6 +952,18 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 			l->ring = pin_with_io_uring(p, span, why);
 			if (l->ring < 0)
 				return -1;
+		}
+		if (c->dst == DST_SWAPPED) {
+			int pm = pagemap_open();
+			bool out = pm >= 0 && !madvise(p, span, MADV_PAGEOUT) &&
+				   all_swapped(pm, p, span);
+
+			if (pm >= 0)
+				close(pm);
+			if (!out) {
+				snprintf(why, 160, "MADV_PAGEOUT did not swap the destination out");
+				return -1;
+			}
 		}
 		if (c->dst == DST_UFFD) {
 			/* Populated first: the copy then raises no fault. */

@@ -80,6 +80,7 @@ enum xfer_dst {
 	DST_NOHUGEPAGE,		/* 2 MiB aligned, MADV_NOHUGEPAGE */
 	DST_THP_CUT,		/* two 1 MiB segments, apart */
 	DST_TWO_VMAS,		/* fresh, its second half a VMA of its own */
+	DST_SWAPPED,		/* populated, then paged out (swap entries) */
 };
 
 /* Counters vmsplice moves report, read before and after xfer_run(). */
