@@ -339,6 +339,12 @@ FIXTURE_VARIANT_ADD(xfer, numa_src) {
 	.reason = "numa", .nr = 4, .unmapped = 4, .needs = "numa",
 };
 
+/* The same forbidden by the reader's cpuset (cpuset.mems 1), not a policy. */
+FIXTURE_VARIANT_ADD(xfer, numa_cpuset_src) {
+	.c = { MEM_ANON, MOD_NUMA_CPUSET, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },
+	.reason = "numa", .nr = 4, .unmapped = 4, .needs = "numa",
+};
+
 /* A page poisoned while in the pipe is never mapped again. */
 FIXTURE_VARIANT_ADD(xfer, hwpoison_src) {
 	.c = { MEM_ANON, MOD_HWPOISON, DST_FRESH, GM, SPLICE_F_MOVE, 0, 4 * PS },

@@ -363,6 +363,43 @@ static int join_new_memcg(char *why)
 	return 0;
 }
 
+/*
+ * Move this process into a new cgroup whose cpuset allows memory on @node
+ * only (@node < 0: back to the root cgroup, the new one removed).
+ */
+static int cpuset_node(int node, char *why)
+{
+	char path[128], mems[16];
+
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-cpuset-%d", getpid());
+	if (node < 0) {
+		proc_write("/sys/fs/cgroup/cgroup.procs", "0");
+		rmdir(path);
+		return 0;
+	}
+	if (access("/sys/devices/system/node/node1", F_OK)) {
+		snprintf(why, 160, "one NUMA node only");
+		return -1;
+	}
+	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", "+cpuset") ||
+	    (mkdir(path, 0755) && errno != EEXIST)) {
+		snprintf(why, 160, "cpuset cgroup: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(mems, sizeof(mems), "%d", node);
+	strcat(path, "/cpuset.mems");
+	if (proc_write(path, mems)) {
+		snprintf(why, 160, "cpuset.mems: %s", strerror(errno));
+		return -1;
+	}
+	strcpy(strrchr(path, '/'), "/cgroup.procs");
+	if (proc_write(path, "0")) {
+		snprintf(why, 160, "join the cpuset: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int bind_node(void *addr, size_t len, int node, char *why)
 {
 	unsigned long mask = 1UL << node;
@@ -552,7 +589,8 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	}
 	rep.pattern_off = (size_t)(src - region) + c->src_off;
 
-	if (c->mod == MOD_NUMA && bind_node(src, span, 0, rep.skip_reason)) {
+	if ((c->mod == MOD_NUMA || c->mod == MOD_NUMA_CPUSET) &&
+	    bind_node(src, span, 0, rep.skip_reason)) {
 		rep.skipped = true;
 		goto report;
 	}
@@ -1305,6 +1343,11 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		res->skipped = true;
 		goto done;
 	}
+	if (c->mod == MOD_NUMA_CPUSET && cpuset_node(1, res->skip_reason)) {
+		cpuset_node(-1, NULL);
+		res->skipped = true;
+		goto done;
+	}
 	if (c->mod == MOD_HWPOISON && poison_pfn(rep.src_pfn[0], res->skip_reason)) {
 		res->skipped = true;
 		goto done;
@@ -1329,6 +1372,8 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		iov[s] = (struct iovec){ l.seg[s], l.seg_len[s] };
 	res->rret = vmsplice(p[0], iov, l.nseg, c->rflags);
 	res->rerrno = errno;
+	if (c->mod == MOD_NUMA_CPUSET)
+		cpuset_node(-1, NULL);
 	res->reader_rss_rise_kb = self_smaps_kb("Anonymous") - rss;
 	res->reader_thp_rise_kb = self_smaps_kb("AnonHugePages") - thp;
 	res->dst_soft_dirty = true;

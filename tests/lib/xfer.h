@@ -48,6 +48,7 @@ enum xfer_mod {
 	MOD_SEALED,		/* read-only and mseal()ed */
 	MOD_UFFD,		/* registered with userfaultfd */
 	MOD_NUMA,		/* on node 0; the reader binds node 1 */
+	MOD_NUMA_CPUSET,	/* on node 0; the reader's cpuset has node 1 */
 	MOD_HWPOISON,		/* the first page poisoned while in the pipe */
 	MOD_DUP,		/* one page, named twice in one call */
 	MOD_STRADDLE,		/* mremap()ed across a page-table boundary */
