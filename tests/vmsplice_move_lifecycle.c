@@ -720,6 +720,40 @@ TEST(empty_segments_between_gifts)
 	}
 }
 
+/*
+ * Two givers (two processes, two anon_vmas) into one pipe, read in one
+ * call: a batch holds one giver's anon_vma locked, so it must end where
+ * the other giver's pages start; all eight move, none is refused as busy.
+ */
+TEST(two_givers_in_one_read)
+{
+	char *dst = map_anon(8 * PS);
+	struct xfer_counters b, a;
+	int p[2];
+
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, pipe(p));
+	xfer_counters_read(&b);
+	for (uint32_t seed = 51; seed <= 52; seed++) {
+		int status;
+		pid_t pid = gift_and_exit(p[1], 4, seed);
+
+		ASSERT_LE(0, pid);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_EQ(0, WEXITSTATUS(status));
+	}
+	close(p[1]);
+	ASSERT_EQ((ssize_t)(8 * PS), vms(p[0], dst, 8 * PS, SPLICE_F_MOVE));
+	close(p[0]);
+	xfer_counters_read(&a);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, 4 * PS, 51, 0));
+	ASSERT_EQ((size_t)-1, pattern_check(dst + 4 * PS, 4 * PS, 52, 0));
+	if (xfer_kernel_moves()) {
+		EXPECT_EQ(8, xfer_counter_delta(&b, &a, "moved"));
+		EXPECT_EQ(0, xfer_counter_delta(&b, &a, "busy"));
+	}
+}
+
 #define MTHP_PARTIAL \
 	"/sys/kernel/mm/transparent_hugepage/hugepages-64kB/stats/nr_anon_partially_mapped"
 
