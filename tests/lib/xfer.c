@@ -341,19 +341,35 @@ static bool aio_still_in_flight(aio_context_t ctx)
 	return syscall(__NR_io_getevents, ctx, 0, 1, &ev, &zero) == 0;
 }
 
-static int join_new_memcg(char *why)
+/*
+ * Move this process into a new cgroup /sys/fs/cgroup/vmsplice-@name-PID
+ * with @ctl enabled above it and, when @knob is set, @knob written @val.
+ */
+static int join_new_cgroup(const char *ctl, const char *name, const char *knob,
+			   const char *val, char *why)
 {
-	char path[128];
+	char path[128], enable[32];
 
-	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", "+memory")) {
-		snprintf(why, 160, "cannot enable the memory controller: %s",
+	snprintf(enable, sizeof(enable), "+%s", ctl);
+	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", enable)) {
+		snprintf(why, 160, "cannot enable the %s controller: %s", ctl,
 			 strerror(errno));
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-xfer-%d", getpid());
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-%s-%d", name, getpid());
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		snprintf(why, 160, "mkdir %.64s: %.40s", path, strerror(errno));
 		return -1;
+	}
+	if (knob) {
+		size_t at = strlen(path);
+
+		snprintf(path + at, sizeof(path) - at, "/%s", knob);
+		if (proc_write(path, val)) {
+			snprintf(why, 160, "%s %s: %.40s", knob, val, strerror(errno));
+			return -1;
+		}
+		path[at] = '\0';
 	}
 	strcat(path, "/cgroup.procs");
 	if (proc_write(path, "0")) {
@@ -361,6 +377,11 @@ static int join_new_memcg(char *why)
 		return -1;
 	}
 	return 0;
+}
+
+static int join_new_memcg(char *why)
+{
+	return join_new_cgroup("memory", "xfer", NULL, NULL, why);
 }
 
 /*
@@ -371,8 +392,8 @@ static int cpuset_node(int node, char *why)
 {
 	char path[128], mems[16];
 
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-cpuset-%d", getpid());
 	if (node < 0) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/vmsplice-cpuset-%d", getpid());
 		proc_write("/sys/fs/cgroup/cgroup.procs", "0");
 		rmdir(path);
 		return 0;
@@ -381,23 +402,8 @@ static int cpuset_node(int node, char *why)
 		snprintf(why, 160, "one NUMA node only");
 		return -1;
 	}
-	if (proc_write("/sys/fs/cgroup/cgroup.subtree_control", "+cpuset") ||
-	    (mkdir(path, 0755) && errno != EEXIST)) {
-		snprintf(why, 160, "cpuset cgroup: %s", strerror(errno));
-		return -1;
-	}
 	snprintf(mems, sizeof(mems), "%d", node);
-	strcat(path, "/cpuset.mems");
-	if (proc_write(path, mems)) {
-		snprintf(why, 160, "cpuset.mems: %s", strerror(errno));
-		return -1;
-	}
-	strcpy(strrchr(path, '/'), "/cgroup.procs");
-	if (proc_write(path, "0")) {
-		snprintf(why, 160, "join the cpuset: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return join_new_cgroup("cpuset", "cpuset", "cpuset.mems", mems, why);
 }
 
 static int bind_node(void *addr, size_t len, int node, char *why)
