@@ -124,7 +124,8 @@ static void giver(const struct bench_env *env, const struct bench_row *row,
 	else if (m != M_PVREADV)
 		n = vsm_give_copy(pipe_wr[0], src, len, NULL);
 	close(pipe_wr[0]);
-	close(pipe_wr[1]);
+	if (pipe_wr[1] >= 0)	/* move2p's second pipe */
+		close(pipe_wr[1]);
 	if (m != M_PVREADV && n != (ssize_t)len)
 		_exit(1);
 	/* Keep the memory alive until the taker is done (process_vm_readv). */
