@@ -46,6 +46,7 @@
 #include <linux/userfaultfd_k.h>
 #include <linux/vmsplice_move.h>
 #include <asm/pgalloc.h>
+#include <asm/tlb.h>
 #include <asm/tlbflush.h>
 
 #define CREATE_TRACE_POINTS
@@ -86,6 +87,16 @@ struct vmsplice_gift_ref {
 	struct anon_vma *anon_vma;
 	struct user_struct *user;
 	unsigned long charged;		/* pages, beyond the slot's one */
+	/*
+	 * The giver unmapped the THP itself, from its one PMD, and nothing
+	 * mapped it after (vmsplice_gift_unmap_thp()): no tail page carries
+	 * PageAnonExclusive.  Set before the pipe is unlocked, then only read.
+	 */
+	bool tails_clear;
+	/* While the giving call runs: its THPs found mapped by a PMD. */
+	struct vmsplice_gift_ref *next_thp;
+	struct folio *thp;
+	unsigned long thp_addr;
 };
 
 #define VMSPLICE_GIFT_REF	1UL	/* ->private tag: a vmsplice_gift_ref */
@@ -160,6 +171,7 @@ struct vmsplice_gift {
 	struct vmsplice_range *range;
 	unsigned int nr, max;
 	unsigned long unmapped;		/* pages */
+	struct vmsplice_gift_ref *thps;	/* vmsplice_gift_thp()'s buffers */
 };
 
 /*
@@ -226,6 +238,70 @@ static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
 	}
 }
 
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/*
+ * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
+ * that mapped it, as zap_huge_pmd() does (the TLB flush and the PMD's
+ * folio reference left to @tlb, for all of them at once), if that PMD
+ * still maps it.  Not left to the zap that follows so that the check and
+ * the unmap happen under one PMD lock: a THP mapped by a PMD has not been
+ * mapped by PTEs exclusively since it was allocated (a split leaves it
+ * PTE-mapped for good, khugepaged and migration map new folios; only a
+ * move by PTEs could, and vmsplice_move_pmd() clears the tails when it
+ * maps such a folio by a PMD again), so none of its tail pages carries
+ * PageAnonExclusive, which exclusive PTE mappings set on every page and a
+ * PMD mapping keeps on the head alone.  If this PMD was its last mapping
+ * and no swap entry can refer to it (not in the swap cache), nothing can
+ * map it again before a reader takes it from the pipe: the reader may skip
+ * clearing the bit on its 511 tails.
+ */
+static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
+				    struct mmu_gather *tlb,
+				    struct vmsplice_gift_ref *ref)
+{
+	struct folio *folio = ref->thp;
+	unsigned long addr = ref->thp_addr;
+	struct mmu_notifier_range range;
+	struct vm_area_struct *vma;
+	spinlock_t *ptl;	/* the PMD's lock */
+	pmd_t *pmd, pmdval;
+	bool unmapped = false;
+
+	vma = vma_lookup(g->mm, addr);
+	if (!vma || addr + HPAGE_PMD_SIZE > vma->vm_end ||
+	    !vmsplice_vma_may_unmap(vma))
+		return;
+	pmd = mm_find_pmd(g->mm, addr);
+	if (!pmd)
+		return;
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm, addr,
+				addr + HPAGE_PMD_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	tlb_start_vma(tlb, vma);
+	ptl = pmd_lock(g->mm, pmd);
+	pmdval = pmdp_get(pmd);
+	if (pmd_trans_huge(pmdval) && pmd_page(pmdval) == &folio->page) {
+		tlb_change_page_size(tlb, HPAGE_PMD_SIZE);
+		pmdp_huge_get_and_clear_full(vma, addr, pmd, tlb->fullmm);
+		tlb_remove_pmd_tlb_entry(tlb, pmd, addr);
+		/* Deposited for a split, never walked: freed at once. */
+		pte_free(g->mm, pgtable_trans_huge_withdraw(g->mm, pmd));
+		mm_dec_nr_ptes(g->mm);
+		folio_remove_rmap_pmd(folio, &folio->page, vma);
+		add_mm_counter(g->mm, MM_ANONPAGES, -HPAGE_PMD_NR);
+		ref->tails_clear = !folio_mapped(folio) &&
+				   !folio_test_swapcache(folio);
+		unmapped = true;
+	}
+	spin_unlock(ptl);
+	/* The PMD's reference, dropped after the TLB flush. */
+	if (unmapped)
+		tlb_remove_page_size(tlb, &folio->page, HPAGE_PMD_SIZE);
+	tlb_end_vma(tlb, vma);
+	mmu_notifier_invalidate_range_end(&range);
+}
+#endif /* CONFIG_TRANSPARENT_HUGEPAGE */
+
 /*
  * Unmap every range given in this call, once: sorted and merged, so that a
  * page named twice (or by many iovecs) is unmapped and counted once.  All
@@ -250,6 +326,17 @@ static void vmsplice_gift_unmap(struct vmsplice_gift *g)
 	/* A fatal signal: the pages stay mapped and the taker copies them. */
 	if (mmap_read_lock_killable(g->mm))
 		return;
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	if (g->thps) {
+		struct mmu_gather tlb;
+
+		/* A THP named twice is unmapped once: then there is no PMD. */
+		tlb_gather_mmu(&tlb, g->mm);
+		for (; g->thps; g->thps = g->thps->next_thp)
+			vmsplice_gift_unmap_thp(g, &tlb, g->thps);
+		tlb_finish_mmu(&tlb);
+	}
+#endif
 	for (i = 0; i < g->nr; i++)
 		vmsplice_unmap_range(g, g->range[i].start, g->range[i].end);
 	mmap_read_unlock(g->mm);
@@ -325,11 +412,10 @@ static struct vmsplice_gift_ref *vmsplice_gift_charge(struct pipe_inode_info *pi
 	    (too_many_pipe_buffers_soft(user_bufs) &&
 	     pipe_is_unprivileged_user()))
 		goto uncharge;
-	ref = kmalloc(sizeof(*ref), GFP_KERNEL);
+	ref = kzalloc(sizeof(*ref), GFP_KERNEL);
 	if (!ref)
 		goto uncharge;
 	refcount_set(&ref->refs, 1);
-	ref->anon_vma = NULL;
 	ref->user = get_uid(pipe->user);
 	ref->charged = nr - 1;
 	return ref;
@@ -374,6 +460,85 @@ static ssize_t vmsplice_gift_add(struct pipe_inode_info *pipe,
 	}
 	return add_to_pipe(pipe, &buf);
 }
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/*
+ * A whole THP mapped by one PMD at @addr (PMD-aligned, with a whole THP
+ * of the segment left) goes into one buffer without fetching its 512
+ * pages one by one, which costs more than the rest of the move: GUP takes
+ * the head, as it takes any page vmsplice() reads (the same permission
+ * checks, the same reference), and the PMD, read under the mmap_lock that
+ * keeps the VMA's page tables, shows the rest of the range mapping the
+ * rest of the folio, in order, as vmsplice_gift_folio_pages() checks it
+ * page by page.  Its range is unmapped with the others, from the PMD by
+ * vmsplice_gift_unmap_thp().
+ *
+ * Return: the bytes put into the pipe; 0 if this is not such a THP (the
+ * caller fetches page by page); a negative errno from add_to_pipe().
+ */
+static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
+				 struct pipe_inode_info *pipe,
+				 unsigned long addr, size_t seg)
+{
+	struct vmsplice_gift_ref *ref;
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	struct page *page;
+	bool whole = false;
+	ssize_t ret;
+	pmd_t *pmd;
+
+	/* As vmsplice_gift_folio_pages(): one page per buffer there. */
+	if (IS_ENABLED(CONFIG_HIGHMEM) ||
+	    IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP) ||
+	    !IS_ALIGNED(addr, HPAGE_PMD_SIZE) || seg < HPAGE_PMD_SIZE)
+		return 0;
+	if (get_user_pages_fast(addr, 1, 0, &page) != 1)
+		return 0;
+	folio = page_folio(page);
+	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    folio_order(folio) != HPAGE_PMD_ORDER || page != &folio->page)
+		goto put;
+	if (mmap_read_lock_killable(g->mm))
+		goto put;
+	vma = vma_lookup(g->mm, addr);
+	if (vma && addr + HPAGE_PMD_SIZE <= vma->vm_end) {
+		pmd = mm_find_pmd(g->mm, addr);
+		if (pmd) {
+			pmd_t pmdval = pmdp_get_lockless(pmd);
+
+			whole = pmd_trans_huge(pmdval) &&
+				pmd_page(pmdval) == page;
+		}
+	}
+	mmap_read_unlock(g->mm);
+	if (!whole)
+		goto put;
+	ref = vmsplice_gift_charge(pipe, HPAGE_PMD_NR);
+	if (!ref)
+		goto put;
+	ret = vmsplice_gift_add(pipe, page, 0, HPAGE_PMD_SIZE, true, ref);
+	if (ret < 0)
+		return ret;	/* released, with the page and the charge */
+	ref->thp = folio;
+	ref->thp_addr = addr;
+	ref->next_thp = g->thps;
+	g->thps = ref;
+	count_vm_event(VMSPLICE_GIFT_LARGE);
+	vmsplice_gift_add_range(g, addr, addr + HPAGE_PMD_SIZE);
+	return HPAGE_PMD_SIZE;
+put:
+	put_page(page);
+	return 0;
+}
+#else
+static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
+				 struct pipe_inode_info *pipe,
+				 unsigned long addr, size_t seg)
+{
+	return 0;
+}
+#endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
 /**
  * vmsplice_gift_to_pipe - vmsplice(SPLICE_F_GIFT | SPLICE_F_UNMAP)
@@ -423,6 +588,14 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 		seg = vmsplice_iter_seg_len(from);
 		if (WARN_ON_ONCE(!seg))
 			break;
+		ret = vmsplice_gift_thp(&g, pipe, addr, seg);
+		if (ret < 0)
+			goto unmap;
+		if (ret) {
+			iov_iter_advance(from, ret);
+			total += ret;
+			continue;
+		}
 		left = iov_iter_get_pages2(from, pages, ~0UL, PTRS_PER_PTE, &off);
 		if (left <= 0) {
 			ret = left;
@@ -1232,7 +1405,8 @@ static size_t vmsplice_move_zero(struct vmsplice_move *vm, unsigned long addr,
  * VMSPLICE_USE_PTES.
  */
 static int vmsplice_move_pmd(struct vmsplice_move *vm, struct folio *folio,
-			     struct anon_vma *anon_vma, unsigned long addr)
+			     struct anon_vma *anon_vma, unsigned long addr,
+			     bool tails_clear)
 {
 	struct vm_area_struct *vma = vm->vma;
 	struct mm_struct *mm = vm->mm;
@@ -1317,12 +1491,22 @@ static int vmsplice_move_pmd(struct vmsplice_move *vm, struct folio *folio,
 		pgtable = NULL;
 	}
 	/*
-	 * A PMD-mapped THP carries PageAnonExclusive on its head only (a
-	 * split propagates it to all); the tails may still carry it from
-	 * PTE mappings in the giver.
+	 * A PMD-mapped THP carries PageAnonExclusive on its head only: a
+	 * fork clears it there alone, and a split then gives every page the
+	 * head's.  A tail still carrying it from PTE mappings in the giver
+	 * would let a write after fork and split reuse a page the child
+	 * shares.  Unless the giver unmapped it from a PMD (tails_clear:
+	 * vmsplice_gift_unmap_thp()), clear it on all 511: that loop costs
+	 * about as much as the rest of the move.
 	 */
-	for (i = 1; i < HPAGE_PMD_NR; i++)
-		ClearPageAnonExclusive(folio_page(folio, i));
+	if (!tails_clear) {
+		for (i = 1; i < HPAGE_PMD_NR; i++)
+			ClearPageAnonExclusive(folio_page(folio, i));
+	} else if (IS_ENABLED(CONFIG_DEBUG_VM)) {
+		for (i = 1; i < HPAGE_PMD_NR; i++)
+			VM_WARN_ON_ONCE_FOLIO(PageAnonExclusive(folio_page(folio, i)),
+					      folio);
+	}
 	vmsplice_retarget(folio, vma, addr);
 	folio_get(folio);
 	folio_add_anon_rmap_pmd(folio, &folio->page, vma, addr, RMAP_EXCLUSIVE);
@@ -1469,6 +1653,7 @@ static size_t vmsplice_move_large(struct vmsplice_move *vm,
 				  struct pipe_buffer *buf, unsigned long addr,
 				  int *result)
 {
+	struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
 	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(buf);
 	struct folio *folio = page_folio(buf->page);
 	struct vm_area_struct *vma = vm->vma;
@@ -1488,7 +1673,8 @@ static size_t vmsplice_move_large(struct vmsplice_move *vm,
 	    thp_vma_suitable_order(vma, addr, HPAGE_PMD_ORDER) &&
 	    thp_vma_allowable_order(vma, vma->vm_flags, TVA_ENFORCE_SYSFS,
 				    HPAGE_PMD_ORDER)) {
-		ret = vmsplice_move_pmd(vm, folio, anon_vma, addr);
+		ret = vmsplice_move_pmd(vm, folio, anon_vma, addr,
+					ref && ref->tails_clear);
 		if (ret != VMSPLICE_USE_PTES) {
 			*result = ret;
 			return ret ? 0 : folio_size(folio);
