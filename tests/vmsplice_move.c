@@ -481,6 +481,25 @@ FIXTURE_VARIANT_ADD(xfer, thp_other_memcg) {
 	.needs = "memcg",
 };
 
+/*
+ * An mlock()ed THP: given (one buffer) but not unmapped, so copied; the
+ * giver keeps it mapped, PMD and all.
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_mlocked_src) {
+	.c = { MEM_THP, MOD_MLOCKED, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "mapped", .nr = 512, .keeps = true, .gift_large = 1,
+};
+
+/*
+ * A THP whose pages 1 and 2 are mapped the other way round (its PMD split
+ * for that): its head is still at the 2 MiB boundary, but the range does
+ * not map the folio in order, so it is given page by page and copied.
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_out_of_order_src) {
+	.c = { MEM_THP, MOD_OUT_OF_ORDER, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "large", .nr = 512, .unmapped = 512, .split_pmd = 1,
+};
+
 /* The huge zero page given: one buffer, zeros, nothing allocated. */
 FIXTURE_VARIANT_ADD(xfer, huge_zero_src) {
 	.c = { MEM_HUGE_ZERO, MOD_NONE, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },

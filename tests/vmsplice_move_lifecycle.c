@@ -829,6 +829,70 @@ TEST(partially_mapped_mthp_moves_then_splits)
 }
 
 /*
+ * A THP split in the giver (its PMD split by an mprotect() of one page
+ * and back: PTE-mapped, in order, every page marked exclusive) is given
+ * whole and lands with one PMD.  Fork, split that PMD in the parent and
+ * write a tail page there: the child must keep its data.  A tail still
+ * marked exclusive from the giver's PTEs would let the parent's write
+ * fault reuse the page the child shares (a fork clears the bit on the
+ * head only, a split hands every page the head's).
+ */
+TEST(split_thp_lands_whole_then_fork_and_split)
+{
+	const size_t thp = THP_SIZE, tail = 5 * PS;
+	struct xfer_counters b, a;
+	int p[2], go[2], status;
+	char *src, *dst, byte;
+	pid_t child;
+
+	REQUIRE_MOVE();
+	src = thp_map(thp);
+	dst = thp_map(thp);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	pattern_fill(src, thp, 37, 0);
+	if (self_smaps_kb("AnonHugePages") < 2048) {
+		ASSERT_FALSE(move_required());
+		SKIP(return, "no transparent huge page was allocated");
+	}
+	ASSERT_EQ(0, pipe(p));
+	xfer_counters_read(&b);
+	ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ));
+	ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ | PROT_WRITE));
+	ASSERT_EQ((ssize_t)thp, vms(p[1], src, thp, GM));
+	ASSERT_EQ((ssize_t)thp, vms(p[0], dst, thp, SPLICE_F_MOVE));
+	xfer_counters_read(&a);
+	close(p[0]);
+	close(p[1]);
+	ASSERT_EQ((size_t)-1, pattern_check(dst, thp, 37, 0));
+	/* Built as meant: split in the giver, moved whole, one PMD here. */
+	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "split_pmd"));
+	ASSERT_EQ(512, xfer_counter_delta(&b, &a, "moved"));
+	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "folio_thp"));
+
+	ASSERT_EQ(0, pipe(go));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		close(go[1]);
+		if (read(go[0], &byte, 1) != 1)
+			_exit(2);
+		_exit(pattern_check(dst, thp, 37, 0) == (size_t)-1 ? 0 : 1);
+	}
+	close(go[0]);
+	/* The parent's PMD split, then a write to a tail page. */
+	ASSERT_EQ(0, mprotect(dst + PS, PS, PROT_READ));
+	dst[tail] ^= 0x5a;
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	close(go[1]);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("the child saw the parent's write");
+	munmap(src, thp);
+	munmap(dst, thp);
+}
+
+/*
  * Written pages, then a never-written one (the zero page mapped), given
  * and read in one call: the written ones move in one batch, which must
  * end at the zero page; that one arrives as zeros without a page being
