@@ -54,6 +54,7 @@ FIXTURE_VARIANT(xfer)
 	bool same_frames;	/* reader's frames are the writer's */
 	bool first_kept;	/* ... except the first, which keeps its own */
 	bool first_copied;	/* ... except the first, which is a copy */
+	bool second_moved;	/* copied, except the second, which moved */
 	bool kept_frames;	/* copied into: the reader's frames stay */
 	bool dst_absent;	/* nothing allocated at the destination */
 	bool keeps;		/* the writer keeps its pages and data */
@@ -500,6 +501,20 @@ FIXTURE_VARIANT_ADD(xfer, thp_out_of_order_src) {
 	.reason = "large", .nr = 512, .unmapped = 512, .split_pmd = 1,
 };
 
+/*
+ * A THP whose page 1 was zapped and written again (a new small page, in
+ * the same VMA; the folio's own page 1 still holds older data): its head
+ * is at the 2 MiB boundary, but it is not mapped whole any more, so it is
+ * given page by page; the new page moves, the folio's pages are copied
+ * (the first copy faults in a THP at the destination, whose PMD the move
+ * of page 1 splits: two PMD splits).
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_hole_refilled_src) {
+	.c = { MEM_THP, MOD_HOLE_REFILLED, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "large", .nr = 511, .reason2 = "moved", .nr2 = 1,
+	.unmapped = 512, .split_pmd = 2, .second_moved = true,
+};
+
 /* The huge zero page given: one buffer, zeros, nothing allocated. */
 FIXTURE_VARIANT_ADD(xfer, huge_zero_src) {
 	.c = { MEM_HUGE_ZERO, MOD_NONE, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
@@ -689,6 +704,8 @@ TEST_F(xfer, frames)
 		} else if (variant->kept_frames || (variant->first_kept && !i)) {
 			EXPECT_EQ(r->dst_pfn_before[i], r->dst_pfn[i])
 				TH_LOG("page %zu replaced", i);
+		} else if (variant->second_moved && i == 1) {
+			EXPECT_EQ(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
 		} else if (variant->first_copied && !i) {
 			EXPECT_NE(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
 		} else if (variant->same_frames || variant->first_kept ||

@@ -739,6 +739,21 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 		pattern_fill(region, region_len, SEED, 0);
 		break;
 	}
+	case MOD_HOLE_REFILLED:
+		/*
+		 * Page 1 scribbled over, then zapped (the folio keeps the
+		 * scribble) and written again: a new small page there, in the
+		 * same VMA, the rest still the old folio's.
+		 */
+		memset(src + ps, 0xee, ps);
+		if (madvise(src + ps, ps, MADV_DONTNEED)) {
+			rep.skipped = true;
+			snprintf(rep.skip_reason, sizeof(rep.skip_reason),
+				 "MADV_DONTNEED: %s", strerror(errno));
+			break;
+		}
+		pattern_fill(region, region_len, SEED, 0);
+		break;
 	default:
 		break;
 	}

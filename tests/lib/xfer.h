@@ -53,6 +53,7 @@ enum xfer_mod {
 	MOD_DUP,		/* one page, named twice in one call */
 	MOD_STRADDLE,		/* mremap()ed across a page-table boundary */
 	MOD_OUT_OF_ORDER,	/* pages 1 and 2 swapped (mremap), refilled */
+	MOD_HOLE_REFILLED,	/* page 1 scribbled, zapped, refilled: a new page */
 };
 
 /* Where the reader wants the data. */
