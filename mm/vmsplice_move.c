@@ -244,16 +244,19 @@ static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
  * that mapped it, as zap_huge_pmd() does (the TLB flush and the PMD's
  * folio reference left to @tlb, for all of them at once), if that PMD
  * still maps it.  Not left to the zap that follows so that the check and
- * the unmap happen under one PMD lock: a THP mapped by a PMD has not been
- * mapped by PTEs exclusively since it was allocated (a split leaves it
- * PTE-mapped for good, khugepaged and migration map new folios; only a
- * move by PTEs could, and vmsplice_move_pmd() clears the tails when it
- * maps such a folio by a PMD again), so none of its tail pages carries
- * PageAnonExclusive, which exclusive PTE mappings set on every page and a
- * PMD mapping keeps on the head alone.  If this PMD was its last mapping
- * and no swap entry can refer to it (not in the swap cache), nothing can
- * map it again before a reader takes it from the pipe: the reader may skip
- * clearing the bit on its 511 tails.
+ * the unmap happen under one PMD lock, which tells the taker something: no
+ * tail page of an anonymous THP mapped by a PMD carries PageAnonExclusive.
+ * Only PTE-level rmap additions set it on tails; a PMD mapping keeps it on
+ * the head alone (page-flags.h documents that rule "for now", hence the
+ * taker's DEBUG_VM check); and what maps an existing folio by a PMD keeps
+ * the tails clear: fork, mremap() and UFFDIO_MOVE carry the PMD over,
+ * khugepaged and migration map new folios, and vmsplice_move_pmd() clears
+ * the tails of a PTE-mapped folio it maps by a PMD.  If this PMD was the
+ * folio's last mapping and it is not in the swap cache, whatever maps it
+ * before a reader takes it (a failed migration restoring a forked child's
+ * entries) maps it shared, which sets no bit: the reader may skip clearing
+ * the bit on 511 tails.  (The same rule is why GUP of the head alone was
+ * enough to read the whole folio: one PMD, one set of permissions.)
  */
 static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 				    struct mmu_gather *tlb,
@@ -268,7 +271,8 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 	bool unmapped = false;
 
 	vma = vma_lookup(g->mm, addr);
-	if (!vma || addr + HPAGE_PMD_SIZE > vma->vm_end ||
+	if (!vma || !vma_is_anonymous(vma) ||
+	    addr + HPAGE_PMD_SIZE > vma->vm_end ||
 	    !vmsplice_vma_may_unmap(vma))
 		return;
 	pmd = mm_find_pmd(g->mm, addr);
@@ -278,11 +282,13 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 				addr + HPAGE_PMD_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
 	tlb_start_vma(tlb, vma);
+	tlb_change_page_size(tlb, HPAGE_PMD_SIZE);
 	ptl = pmd_lock(g->mm, pmd);
 	pmdval = pmdp_get(pmd);
 	if (pmd_trans_huge(pmdval) && pmd_page(pmdval) == &folio->page) {
-		tlb_change_page_size(tlb, HPAGE_PMD_SIZE);
-		pmdp_huge_get_and_clear_full(vma, addr, pmd, tlb->fullmm);
+		pmdval = pmdp_huge_get_and_clear_full(vma, addr, pmd,
+						      tlb->fullmm);
+		arch_check_zapped_pmd(vma, pmdval);
 		tlb_remove_pmd_tlb_entry(tlb, pmd, addr);
 		/* Deposited for a split, never walked: freed at once. */
 		pte_free(g->mm, pgtable_trans_huge_withdraw(g->mm, pmd));
@@ -332,6 +338,7 @@ static void vmsplice_gift_unmap(struct vmsplice_gift *g)
 
 		/* A THP named twice is unmapped once: then there is no PMD. */
 		tlb_gather_mmu(&tlb, g->mm);
+		update_hiwater_rss(g->mm);
 		for (; g->thps; g->thps = g->thps->next_thp)
 			vmsplice_gift_unmap_thp(g, &tlb, g->thps);
 		tlb_finish_mmu(&tlb);
@@ -496,13 +503,17 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 	if (get_user_pages_fast(addr, 1, 0, &page) != 1)
 		return 0;
 	folio = page_folio(page);
+	/* hugetlb folios are never moved: one page per buffer, as before. */
 	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    folio_test_hugetlb(folio) ||
 	    folio_order(folio) != HPAGE_PMD_ORDER || page != &folio->page)
 		goto put;
 	if (mmap_read_lock_killable(g->mm))
 		goto put;
+	/* Only an anonymous VMA's PMDs map THPs (not hugetlb's leaves). */
 	vma = vma_lookup(g->mm, addr);
-	if (vma && addr + HPAGE_PMD_SIZE <= vma->vm_end) {
+	if (vma && vma_is_anonymous(vma) &&
+	    addr + HPAGE_PMD_SIZE <= vma->vm_end) {
 		pmd = mm_find_pmd(g->mm, addr);
 		if (pmd) {
 			pmd_t pmdval = pmdp_get_lockless(pmd);
@@ -1503,9 +1514,12 @@ static int vmsplice_move_pmd(struct vmsplice_move *vm, struct folio *folio,
 		for (i = 1; i < HPAGE_PMD_NR; i++)
 			ClearPageAnonExclusive(folio_page(folio, i));
 	} else if (IS_ENABLED(CONFIG_DEBUG_VM)) {
-		for (i = 1; i < HPAGE_PMD_NR; i++)
-			VM_WARN_ON_ONCE_FOLIO(PageAnonExclusive(folio_page(folio, i)),
-					      folio);
+		for (i = 1; i < HPAGE_PMD_NR; i++) {
+			struct page *tail = folio_page(folio, i);
+
+			VM_WARN_ON_ONCE_FOLIO(PageAnonExclusive(tail), folio);
+			ClearPageAnonExclusive(tail);
+		}
 	}
 	vmsplice_retarget(folio, vma, addr);
 	folio_get(folio);

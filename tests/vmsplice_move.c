@@ -385,6 +385,15 @@ FIXTURE_VARIANT_ADD(xfer, hugetlb_src) {
 	.reason = "large", .nr = 4, .keeps = true, .needs = "hugetlb",
 };
 
+/*
+ * A whole 2 MiB hugetlb page: given page by page as before (a hugetlb
+ * folio is never one buffer), kept by the giver, copied.
+ */
+FIXTURE_VARIANT_ADD(xfer, hugetlb_whole_src) {
+	.c = { MEM_HUGETLB, MOD_NONE, DST_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "large", .nr = 512, .keeps = true, .needs = "hugetlb",
+};
+
 /* hugetlb destination: no anonymous rmap to install into; copied. */
 FIXTURE_VARIANT_ADD(xfer, hugetlb_dst) {
 	.c = { MEM_ANON, MOD_NONE, DST_HUGETLB, GM, SPLICE_F_MOVE, 0, 4 * PS },

@@ -831,44 +831,53 @@ TEST(partially_mapped_mthp_moves_then_splits)
 /*
  * A THP split in the giver (its PMD split by an mprotect() of one page
  * and back: PTE-mapped, in order, every page marked exclusive) is given
- * whole and lands with one PMD.  Fork, split that PMD in the parent and
- * write a tail page there: the child must keep its data.  A tail still
- * marked exclusive from the giver's PTEs would let the parent's write
- * fault reuse the page the child shares (a fork clears the bit on the
- * head only, a split hands every page the head's).
+ * whole and lands with one PMD; with @hops 2 it is then given again from
+ * that PMD (the giver unmaps it from the PMD itself, and the reader skips
+ * clearing its tails) and lands with one PMD again.  Fork, split that PMD
+ * in the parent and write a tail page there: the child must keep its
+ * data.  A tail still marked exclusive from the giver's PTEs would let
+ * the parent's write fault reuse the page the child shares (a fork clears
+ * the bit on the head only, a split hands every page the head's).
  */
-TEST(split_thp_lands_whole_then_fork_and_split)
+static void split_thp_hops(struct __test_metadata *_metadata, int hops)
 {
 	const size_t thp = THP_SIZE, tail = 5 * PS;
-	struct xfer_counters b, a;
-	int p[2], go[2], status;
 	char *src, *dst, byte;
+	int p[2], go[2], status;
 	pid_t child;
 
 	REQUIRE_MOVE();
 	src = thp_map(thp);
-	dst = thp_map(thp);
 	ASSERT_NE(NULL, src);
-	ASSERT_NE(NULL, dst);
 	pattern_fill(src, thp, 37, 0);
 	if (self_smaps_kb("AnonHugePages") < 2048) {
 		ASSERT_FALSE(move_required());
 		SKIP(return, "no transparent huge page was allocated");
 	}
 	ASSERT_EQ(0, pipe(p));
-	xfer_counters_read(&b);
-	ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ));
-	ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ | PROT_WRITE));
-	ASSERT_EQ((ssize_t)thp, vms(p[1], src, thp, GM));
-	ASSERT_EQ((ssize_t)thp, vms(p[0], dst, thp, SPLICE_F_MOVE));
-	xfer_counters_read(&a);
+	for (int hop = 0; hop < hops; hop++) {
+		struct xfer_counters b, a;
+
+		dst = thp_map(thp);
+		ASSERT_NE(NULL, dst);
+		xfer_counters_read(&b);
+		if (!hop) {
+			ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ));
+			ASSERT_EQ(0, mprotect(src + PS, PS, PROT_READ | PROT_WRITE));
+		}
+		ASSERT_EQ((ssize_t)thp, vms(p[1], src, thp, GM));
+		ASSERT_EQ((ssize_t)thp, vms(p[0], dst, thp, SPLICE_F_MOVE));
+		xfer_counters_read(&a);
+		ASSERT_EQ((size_t)-1, pattern_check(dst, thp, 37, 0));
+		/* Built as meant: split in the giver first, moved whole by PMD. */
+		ASSERT_EQ(!hop, xfer_counter_delta(&b, &a, "split_pmd"));
+		ASSERT_EQ(512, xfer_counter_delta(&b, &a, "moved"));
+		ASSERT_EQ(1, xfer_counter_delta(&b, &a, "folio_thp"));
+		munmap(src, thp);
+		src = dst;
+	}
 	close(p[0]);
 	close(p[1]);
-	ASSERT_EQ((size_t)-1, pattern_check(dst, thp, 37, 0));
-	/* Built as meant: split in the giver, moved whole, one PMD here. */
-	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "split_pmd"));
-	ASSERT_EQ(512, xfer_counter_delta(&b, &a, "moved"));
-	ASSERT_EQ(1, xfer_counter_delta(&b, &a, "folio_thp"));
 
 	ASSERT_EQ(0, pipe(go));
 	child = fork();
@@ -888,6 +897,57 @@ TEST(split_thp_lands_whole_then_fork_and_split)
 	ASSERT_EQ(child, waitpid(child, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("the child saw the parent's write");
+	munmap(dst, thp);
+}
+
+TEST(split_thp_lands_whole_then_fork_and_split)
+{
+	split_thp_hops(_metadata, 1);
+}
+
+/* The same THP handed on again from the PMD it landed on. */
+TEST(split_thp_two_hops_then_fork_and_split)
+{
+	split_thp_hops(_metadata, 2);
+}
+
+/*
+ * The giver's peak RSS (VmHWM, getrusage()'s ru_maxrss) still counts a THP
+ * it gave away: unmapping lowers the RSS, so the peak must be recorded
+ * first, as every unmap does (update_hiwater_rss()).  Found in review.
+ */
+TEST(giver_peak_rss_counts_a_given_thp)
+{
+	const size_t thp = THP_SIZE;
+	char *src = thp_map(thp), *dst = thp_map(thp);
+	long long rss, peak;
+	int p[2];
+
+	REQUIRE_MOVE();
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	pattern_fill(src, thp, 41, 0);
+	if (self_smaps_kb("AnonHugePages") < 2048) {
+		ASSERT_FALSE(move_required());
+		SKIP(return, "no transparent huge page was allocated");
+	}
+	rss = self_status_kb("VmRSS");
+	ASSERT_LT(0, rss);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ((ssize_t)thp, vms(p[1], src, thp, GM));
+	peak = self_status_kb("VmHWM");
+	EXPECT_LE(self_status_kb("VmRSS") + 2048, rss);
+	/*
+	 * The recorded peak comes from the per-CPU RSS counters' approximate
+	 * sum (off by up to 32 pages a CPU); a peak not recorded at all is a
+	 * whole THP (2048 kB) short.
+	 */
+	EXPECT_GE(peak, rss - 1024)
+		TH_LOG("VmHWM %lld kB, the RSS before the gift %lld kB", peak, rss);
+	ASSERT_EQ((ssize_t)thp, vms(p[0], dst, thp, SPLICE_F_MOVE));
+	ASSERT_EQ((size_t)-1, pattern_check(dst, thp, 41, 0));
+	close(p[0]);
+	close(p[1]);
 	munmap(src, thp);
 	munmap(dst, thp);
 }
