@@ -88,8 +88,8 @@ struct vmsplice_gift_ref {
 	struct user_struct *user;
 	unsigned long charged;		/* pages, beyond the slot's one */
 	/*
-	 * The giver unmapped the THP itself, from its one PMD, and nothing
-	 * mapped it after (vmsplice_gift_unmap_thp()): no tail page carries
+	 * The giver unmapped the THP itself, from its one PMD, its last
+	 * mapping (vmsplice_gift_unmap_thp()): no tail page carries
 	 * PageAnonExclusive.  Set before the pipe is unlocked, then only read.
 	 */
 	bool tails_clear;
