@@ -240,6 +240,30 @@ static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
 
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 /*
+ * The PMD that may map a THP of the giver at @addr (PMD-aligned), or NULL,
+ * with its VMA in *@vmap.  Only an anonymous VMA's PMDs map anonymous THPs
+ * (not hugetlb's leaves), and only one that covers the whole THP.  The
+ * mmap_lock, held, keeps the VMA's page tables.
+ */
+static pmd_t *vmsplice_gift_pmd(struct mm_struct *mm, unsigned long addr,
+				struct vm_area_struct **vmap)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+	if (!vma || !vma_is_anonymous(vma) ||
+	    addr + HPAGE_PMD_SIZE > vma->vm_end)
+		return NULL;
+	*vmap = vma;
+	return mm_find_pmd(mm, addr);
+}
+
+/* Whether @pmdval maps @folio, whole. */
+static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
+{
+	return pmd_trans_huge(pmdval) && pmd_page(pmdval) == &folio->page;
+}
+
+/*
  * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
  * that mapped it, as zap_huge_pmd() does (the TLB flush and the PMD's
  * folio reference left to @tlb, for all of them at once), if that PMD
@@ -270,13 +294,8 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 	pmd_t *pmd, pmdval;
 	bool unmapped = false;
 
-	vma = vma_lookup(g->mm, addr);
-	if (!vma || !vma_is_anonymous(vma) ||
-	    addr + HPAGE_PMD_SIZE > vma->vm_end ||
-	    !vmsplice_vma_may_unmap(vma))
-		return;
-	pmd = mm_find_pmd(g->mm, addr);
-	if (!pmd)
+	pmd = vmsplice_gift_pmd(g->mm, addr, &vma);
+	if (!pmd || !vmsplice_vma_may_unmap(vma))
 		return;
 	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm, addr,
 				addr + HPAGE_PMD_SIZE);
@@ -285,7 +304,7 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 	tlb_change_page_size(tlb, HPAGE_PMD_SIZE);
 	ptl = pmd_lock(g->mm, pmd);
 	pmdval = pmdp_get(pmd);
-	if (pmd_trans_huge(pmdval) && pmd_page(pmdval) == &folio->page) {
+	if (vmsplice_pmd_maps(pmdval, folio)) {
 		pmdval = pmdp_huge_get_and_clear_full(vma, addr, pmd,
 						      tlb->fullmm);
 		arch_check_zapped_pmd(vma, pmdval);
@@ -367,16 +386,24 @@ static void vmsplice_gift_add_range(struct vmsplice_gift *g,
 }
 
 /*
+ * Whether a large folio may become one pipe buffer.  Not where a consumer
+ * could kmap one page of the buffer and read on past it (HIGHMEM,
+ * DEBUG_KMAP_LOCAL_FORCE_MAP: FUSE's fuse_copy_do() and virtio_console's
+ * pipe_to_sg() map buffer->page alone).
+ */
+static bool vmsplice_large_bufs(void)
+{
+	return !IS_ENABLED(CONFIG_HIGHMEM) &&
+	       !IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP);
+}
+
+/*
  * How many of @pages (@n of them; the first at byte @off of its page, with
  * @left bytes fetched and @seg_left bytes of the segment from there) make
  * up one whole large folio that can go into a single pipe buffer: all its
  * pages, in order, from its first.  Otherwise 1.  0: a large folio starts
  * here but continues beyond what was fetched, and the caller fetches again
  * from here.
- *
- * Not where a consumer could kmap one page of the buffer and read on past
- * it (HIGHMEM, DEBUG_KMAP_LOCAL_FORCE_MAP: FUSE's fuse_copy_do() and
- * virtio_console's pipe_to_sg() map buffer->page alone).
  */
 static unsigned int vmsplice_gift_folio_pages(struct page **pages,
 					      unsigned int n, size_t off,
@@ -385,8 +412,7 @@ static unsigned int vmsplice_gift_folio_pages(struct page **pages,
 	struct folio *folio = page_folio(pages[0]);
 	unsigned int nr, i;
 
-	if (IS_ENABLED(CONFIG_HIGHMEM) ||
-	    IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP))
+	if (!vmsplice_large_bufs())
 		return 1;
 	if (!folio_test_large(folio) || folio_test_hugetlb(folio) || off ||
 	    pages[0] != folio_page(folio, 0))
@@ -491,13 +517,11 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 	struct vm_area_struct *vma;
 	struct folio *folio;
 	struct page *page;
-	bool whole = false;
 	ssize_t ret;
+	bool whole;
 	pmd_t *pmd;
 
-	/* As vmsplice_gift_folio_pages(): one page per buffer there. */
-	if (IS_ENABLED(CONFIG_HIGHMEM) ||
-	    IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP) ||
+	if (!vmsplice_large_bufs() ||
 	    !IS_ALIGNED(addr, HPAGE_PMD_SIZE) || seg < HPAGE_PMD_SIZE)
 		return 0;
 	if (get_user_pages_fast(addr, 1, 0, &page) != 1)
@@ -510,18 +534,8 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 		goto put;
 	if (mmap_read_lock_killable(g->mm))
 		goto put;
-	/* Only an anonymous VMA's PMDs map THPs (not hugetlb's leaves). */
-	vma = vma_lookup(g->mm, addr);
-	if (vma && vma_is_anonymous(vma) &&
-	    addr + HPAGE_PMD_SIZE <= vma->vm_end) {
-		pmd = mm_find_pmd(g->mm, addr);
-		if (pmd) {
-			pmd_t pmdval = pmdp_get_lockless(pmd);
-
-			whole = pmd_trans_huge(pmdval) &&
-				pmd_page(pmdval) == page;
-		}
-	}
+	pmd = vmsplice_gift_pmd(g->mm, addr, &vma);
+	whole = pmd && vmsplice_pmd_maps(pmdp_get_lockless(pmd), folio);
 	mmap_read_unlock(g->mm);
 	if (!whole)
 		goto put;
