@@ -60,12 +60,14 @@
 #define MIB		(1024.0 * 1024.0)
 #define QMP_MS		10000
 #define MIGRATE_MS	600000
+#define MBUF		(1 << 20)	/* one read of the migration stream */
+#define MIG_AHEAD	(512 << 10)	/* what QEMU may write before it blocks */
 
 struct opts {
 	const char *src_qmp, *dst_qmp, *dst_exec, *journal, *tmpdir;
 	uint64_t min_block;
 	bool json, quiet, progress, recover, force_copy;
-	bool sparse, backup;
+	bool sparse, backup, precopy;
 	int timeout_s;
 };
 
@@ -86,16 +88,24 @@ struct ctx {
 	uint8_t *stream;
 	size_t stream_len;
 	struct vsm_stream_stats sst;
+	/* the source's migration into this tool */
+	int mlfd, mfd;
+	struct vsm_stream *fs;
+	uint8_t *mbuf;
+	double mdeadline;
+	const char *precopy;	/* "off", "used", or "fallback" (race lost) */
+	uint64_t precopy_streamed, precopy_dropped;
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
-	double t0, t_stop, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
+	double t0, t_precopy, t_stop, t_paused, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
 	uint64_t guest_ram, copied_blocks_bytes, stream_bytes;
 	uint64_t peak_mem, overhead;
 	struct counters c0, c1;
-	const char *fail_name;
-	int fail_count;
-	const char *fail_action;
-	int hits;
+	struct failpt {
+		const char *name, *action;
+		int count, hits;
+	} fail[4];
+	int nfail;
 	char err[1024];
 	bool env;		/* the refusal is this system's (exit 5) */
 	bool dst_quit, dst_died; /* we told it to quit; it had exited before */
@@ -148,38 +158,54 @@ static void note(struct ctx *c, const char *fmt, ...)
 
 static bool proc_alive(pid_t pid, unsigned long long start);
 
-/* ---- failure injection for the tests (VSM_QEMU_FAILPOINT=name[:n]=action) */
+/*
+ * ---- failure injection for the tests:
+ * VSM_QEMU_FAILPOINT=name[:n]=action[,name[:n]=action...]
+ */
+
+#define MAX_FAILPOINTS	4
 
 static void failpoint_init(struct ctx *c)
 {
-	static char buf[128];
+	static char buf[256];
 	const char *e = getenv("VSM_QEMU_FAILPOINT");
-	char *eq, *colon;
+	char *save = NULL, *tok;
 
 	if (!e)
 		return;
 	snprintf(buf, sizeof(buf), "%s", e);
-	eq = strchr(buf, '=');
-	if (!eq)
-		return;
-	*eq = 0;
-	c->fail_action = eq + 1;
-	colon = strchr(buf, ':');
-	c->fail_count = 1;
-	if (colon) {
-		*colon = 0;
-		c->fail_count = atoi(colon + 1);
+	for (tok = strtok_r(buf, ",", &save); tok && c->nfail < MAX_FAILPOINTS;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct failpt *f = &c->fail[c->nfail];
+		char *eq = strchr(tok, '='), *colon;
+
+		if (!eq)
+			continue;
+		*eq = 0;
+		f->action = eq + 1;
+		colon = strchr(tok, ':');
+		f->count = 1;
+		if (colon) {
+			*colon = 0;
+			f->count = atoi(colon + 1);
+		}
+		f->name = tok;
+		c->nfail++;
 	}
-	c->fail_name = buf;
 }
 
 static int failpoint(struct ctx *c, const char *name)
 {
-	if (!c->fail_name || strcmp(c->fail_name, name) || ++c->hits != c->fail_count)
+	struct failpt *f = NULL;
+
+	for (int i = 0; i < c->nfail; i++)
+		if (!strcmp(c->fail[i].name, name) && ++c->fail[i].hits == c->fail[i].count)
+			f = &c->fail[i];
+	if (!f)
 		return 0;
-	if (!strcmp(c->fail_action, "kill-self")) {
+	if (!strcmp(f->action, "kill-self")) {
 		raise(SIGKILL);
-	} else if (!strcmp(c->fail_action, "kill-dest")) {
+	} else if (!strcmp(f->action, "kill-dest")) {
 		if (c->dst_pid > 0) {
 			kill(c->dst_pid, SIGKILL);
 			/* Wait until it is really gone. */
@@ -191,7 +217,11 @@ static int failpoint(struct ctx *c, const char *name)
 			}
 		}
 		return 0;
-	} else if (!strcmp(c->fail_action, "fail")) {
+	} else if (!strcmp(f->action, "delay")) {
+		/* Widen a window: whatever runs meanwhile must be safe. */
+		usleep(1000 * 1000);
+		return 0;
+	} else if (!strcmp(f->action, "fail")) {
 		return cerr(c, "injected failure at %s", name);
 	}
 	return 0;
@@ -825,81 +855,159 @@ static int wait_migration(struct ctx *c, double deadline)
 	}
 }
 
+/* ---- the source's migration into this tool */
+
+static const char *mig_status_name(struct ctx *c, char *buf, size_t len)
+{
+	char *s = vsm_qmp_migrate_status(c->src, QMP_MS);
+
+	snprintf(buf, len, "%s", s ? s : "?");
+	free(s);
+	return s ? buf : NULL;
+}
+
 /*
- * The source migrates into this tool: the whole stream (device state,
- * small blocks, zero-page records) is read and filtered, not yet sent on.
+ * Start the source's migration into this tool (a UNIX socket it connects
+ * to); the stream is filtered as it arrives (vsm_stream_feed()).
+ * @precopy: the guest still runs, its RAM is still in place.
  */
-static int migrate_in(struct ctx *c)
+static int mig_start(struct ctx *c, bool precopy)
 {
 	const char **moved = calloc(c->x.nblocks + 1, sizeof(*moved));
-	double deadline = now_ms() + MIGRATE_MS;
 	struct json_object *a;
-	uint8_t *raw = NULL;
-	size_t len = 0, cap = 0;
-	char uri[320], err[512];
-	int lfd, fd = -1, ret = -1;
+	char uri[320];
+	struct pollfd p;
 
 	if (!moved)
 		return cerr(c, "out of memory");
-	lfd = listen_unix(c->srcsock);
-	if (lfd < 0) {
-		free(moved);
+	for (int i = 0; i < c->x.nblocks; i++)
+		moved[i] = c->x.blocks[i].name;
+	c->fs = vsm_stream_new(moved, precopy);
+	free(moved);
+	if (!c->mbuf)
+		c->mbuf = malloc(MBUF);
+	if (!c->fs || !c->mbuf)
+		return cerr(c, "out of memory");
+	c->mlfd = listen_unix(c->srcsock);
+	if (c->mlfd < 0)
 		return cerr(c, "cannot listen on %s: %s", c->srcsock, strerror(errno));
-	}
-	c->j.old_bandwidth = get_bandwidth(c->src);
-	/* RAM reads zero now: let the small stream go at full speed. */
-	if (set_bandwidth(c->src, 1LL << 40)) {
-		cerr(c, "source: %s", vsm_qmp_error(c->src));
-		goto out;
-	}
+	if (c->j.old_bandwidth < 0)
+		c->j.old_bandwidth = get_bandwidth(c->src);
+	/*
+	 * Full speed: the stream ends here, not on a network.  Stop-first:
+	 * RAM reads zero now and the stream is small.  Precopy: the guest's
+	 * pages are dropped as they arrive (none is kept), so the cap would
+	 * only make the guest wait longer for its switch-over.
+	 */
+	if (set_phase(c, c->j.phase) || set_bandwidth(c->src, 1LL << 40))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	snprintf(uri, sizeof(uri), "unix:%s", c->srcsock);
 	a = json_object_new_object();
 	json_object_object_add(a, "uri", json_object_new_string(uri));
-	if (vsm_qmp_run(c->src, "migrate", a, QMP_MS)) {
-		cerr(c, "source: %s", vsm_qmp_error(c->src));
-		goto out;
-	}
+	if (vsm_qmp_run(c->src, "migrate", a, QMP_MS))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	if (failpoint(c, "migrating"))
-		goto out;
-	{
-		struct pollfd p = { lfd, POLLIN, 0 };
+		return -1;
+	p = (struct pollfd){ c->mlfd, POLLIN, 0 };
+	if (poll(&p, 1, QMP_MS) <= 0 ||
+	    (c->mfd = accept4(c->mlfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		return cerr(c, "the source did not connect its migration");
+	c->mdeadline = now_ms() + MIGRATE_MS;
+	return 0;
+}
 
-		if (poll(&p, 1, QMP_MS) <= 0 || (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-			cerr(c, "the source did not connect its migration");
-			goto out;
-		}
-	}
+/* Close this tool's end of the stream (the source's migration is over). */
+static void mig_close(struct ctx *c)
+{
+	if (c->mfd >= 0)
+		close(c->mfd);
+	if (c->mlfd >= 0)
+		close(c->mlfd);
+	c->mfd = c->mlfd = -1;
+	unlink(c->srcsock);
+	vsm_stream_free(c->fs);
+	c->fs = NULL;
+}
+
+/*
+ * How close to the end of its first pass the source may get before this
+ * tool stops the guest.  QEMU may have written up to a socket buffer and
+ * its own buffer beyond what was read here (MIG_AHEAD bytes): records of
+ * the size seen so far that fit in it, plus a margin.
+ */
+static uint64_t pass_margin(const struct vsm_stream_stats *st)
+{
+	uint64_t per = st->pass_records ? st->in_bytes / st->pass_records : 9;
+
+	return 256 + MIG_AHEAD / (per ? per : 1);
+}
+
+enum pump {
+	PUMP_EOF,	/* until the source closes the stream */
+	PUMP_PASS,	/* until its first pass is nearly done */
+	PUMP_PAUSED,	/* until it waits before the switch-over */
+};
+
+/* Read and filter the stream; 0 when @until is reached. */
+static int mig_pump(struct ctx *c, enum pump until)
+{
+	const struct vsm_stream_stats *st = vsm_stream_stats(c->fs);
+	char err[512], sbuf[64];
+
 	for (;;) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		struct pollfd p = { c->mfd, POLLIN, 0 };
+		int wait = (int)(c->mdeadline - now_ms());
 		ssize_t r;
+		int n;
 
-		if (cap - len < 1 << 20) {
-			uint8_t *n = realloc(raw, cap + (8 << 20));
-
-			if (!n) {
-				cerr(c, "out of memory for the migration stream");
-				goto out;
-			}
-			raw = n;
-			cap += 8 << 20;
+		if (until == PUMP_PASS &&
+		    ((st->pass_pages && st->pass_records + pass_margin(st) >= st->pass_pages) ||
+		     st->in_end || st->done))
+			return 0;
+		if (wait <= 0)
+			return cerr(c, "the migration did not complete within %d s",
+				    MIGRATE_MS / 1000);
+		/* Pausing, QEMU goes quiet: ask when nothing comes. */
+		n = poll(&p, 1, until == PUMP_PAUSED ? 2 : wait);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cerr(c, "poll: %s", strerror(errno));
+		if (!n && until == PUMP_PAUSED) {
+			if (!mig_status_name(c, sbuf, sizeof(sbuf)))
+				return cerr(c, "source: %s", vsm_qmp_error(c->src));
+			if (!strcmp(sbuf, "pre-switchover"))
+				return 0;
+			if (strcmp(sbuf, "active") && strcmp(sbuf, "setup"))
+				return cerr(c, "the source's migration is %s, not waiting before the switch-over",
+					    sbuf);
+			continue;
 		}
-		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0) {
-			cerr(c, "the migration stream stalled");
-			goto out;
-		}
-		r = read(fd, raw + len, cap - len);
+		if (!n)
+			continue;
+		r = read(c->mfd, c->mbuf, MBUF);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			cerr(c, "reading the migration stream: %s", strerror(errno));
-			goto out;
+		if (r < 0)
+			return cerr(c, "reading the migration stream: %s", strerror(errno));
+		if (!r) {
+			if (until == PUMP_EOF)
+				return 0;
+			return cerr(c, "the source's migration stream ended early (%s)",
+				    mig_status_name(c, sbuf, sizeof(sbuf)) ?: "?");
 		}
-		if (!r)
-			break;
-		len += r;
+		if (vsm_stream_feed(c->fs, c->mbuf, r, err, sizeof(err)))
+			return cerr(c, "%s", err);
 	}
-	if (wait_migration(c, deadline))
-		goto out;
+}
+
+/* The stream has ended: the source's migration completed; keep its output. */
+static int mig_finish(struct ctx *c)
+{
+	char err[512];
+
+	if (wait_migration(c, c->mdeadline))
+		return -1;
 	{
 		struct json_object *r = vsm_qmp_exec(c->src, "query-migrate", NULL, QMP_MS), *ram, *t;
 
@@ -908,22 +1016,214 @@ static int migrate_in(struct ctx *c)
 			c->stream_bytes = json_object_get_int64(t);
 		json_object_put(r);
 	}
-	for (int i = 0; i < c->x.nblocks; i++)
-		moved[i] = c->x.blocks[i].name;
-	if (vsm_stream_filter(raw, len, moved, &c->stream, &c->stream_len, &c->sst,
-			      err, sizeof(err))) {
-		cerr(c, "%s", err);
-		goto out;
+	c->sst = *vsm_stream_stats(c->fs);
+	if (vsm_stream_end(c->fs, &c->stream, &c->stream_len, err, sizeof(err)))
+		return cerr(c, "%s", err);
+	mig_close(c);
+	return 0;
+}
+
+/*
+ * Stop-first: the source migrates into this tool after it gave its RAM;
+ * the whole stream (device state, small blocks, zero-page records) is
+ * read and filtered, not yet sent on.
+ */
+static int migrate_in(struct ctx *c)
+{
+	if (mig_start(c, false) || mig_pump(c, PUMP_EOF))
+		return -1;
+	return mig_finish(c);
+}
+
+/* ---- precopy: QEMU reads the guest's RAM while the guest still runs */
+
+static int set_pause_cap(struct vsm_qmp *q, bool on)
+{
+	struct json_object *a = json_object_new_object(),
+			   *l = json_object_new_array(), *e = json_object_new_object();
+
+	json_object_object_add(e, "capability", json_object_new_string("pause-before-switchover"));
+	json_object_object_add(e, "state", json_object_new_boolean(on));
+	json_object_array_add(l, e);
+	json_object_object_add(a, "capabilities", l);
+	return vsm_qmp_run(q, "migrate-set-capabilities", a, QMP_MS);
+}
+
+static int set_downtime_limit(struct vsm_qmp *q, long long ms)
+{
+	struct json_object *a = json_object_new_object();
+
+	json_object_object_add(a, "downtime-limit", json_object_new_int64(ms));
+	return vsm_qmp_run(q, "migrate-set-parameters", a, QMP_MS);
+}
+
+/* The source's settings as they were before precopy, or -1. */
+static int get_precopy_settings(struct ctx *c)
+{
+	struct json_object *r = vsm_qmp_exec(c->src, "query-migrate-parameters", NULL,
+					     QMP_MS), *v;
+
+	if (!r)
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	if (json_object_object_get_ex(r, "downtime-limit", &v))
+		c->j.old_downtime = json_object_get_int64(v);
+	json_object_put(r);
+	r = vsm_qmp_exec(c->src, "query-migrate-capabilities", NULL, QMP_MS);
+	if (!r)
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	for (size_t i = 0; i < json_object_array_length(r); i++) {
+		struct json_object *e = json_object_array_get_idx(r, i), *n, *st;
+
+		if (json_object_object_get_ex(e, "capability", &n) &&
+		    json_object_object_get_ex(e, "state", &st) &&
+		    !strcmp(json_object_get_string(n), "pause-before-switchover"))
+			c->j.old_pause = json_object_get_boolean(st);
 	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	close(lfd);
-	unlink(c->srcsock);
-	free(raw);
-	free(moved);
-	return ret;
+	json_object_put(r);
+	if (c->j.old_downtime < 0 || c->j.old_pause < 0)
+		return cerr(c, "source: no downtime-limit or pause-before-switchover (not QEMU 7.2?)");
+	return 0;
+}
+
+/*
+ * Cancel the source's migration, if one runs, and wait until it is over;
+ * then put back what this tool changed in its settings.  A cancelled
+ * migration resumes the guest only if it ran when QEMU itself stopped it
+ * to complete (migration_iteration_finish()): this tool stops it first,
+ * so a cancel after the gift leaves it stopped.
+ */
+static void restore_source(struct ctx *c)
+{
+	char sbuf[64];
+
+	if (!c->src || vsm_qmp_broken(c->src))
+		return;
+	if (mig_status_name(c, sbuf, sizeof(sbuf)) &&
+	    (!strcmp(sbuf, "active") || !strcmp(sbuf, "setup") ||
+	     !strcmp(sbuf, "device") || !strcmp(sbuf, "pre-switchover") ||
+	     !strcmp(sbuf, "cancelling"))) {
+		vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
+		for (int i = 0; i < 5000; i++) {
+			if (!mig_status_name(c, sbuf, sizeof(sbuf)) ||
+			    (strcmp(sbuf, "cancelling") && strcmp(sbuf, "active") &&
+			     strcmp(sbuf, "pre-switchover") && strcmp(sbuf, "device")))
+				break;
+			usleep(1000);
+		}
+	}
+	if (c->j.old_bandwidth >= 0)
+		set_bandwidth(c->src, c->j.old_bandwidth);
+	if (c->j.old_downtime >= 0)
+		set_downtime_limit(c->src, c->j.old_downtime);
+	if (c->j.old_pause >= 0)
+		set_pause_cap(c->src, c->j.old_pause);
+}
+
+/*
+ * Precopy, and the guest stopped by this tool before QEMU's switch-over.
+ *
+ * QEMU 7.2 reads every page of guest RAM in any migration; stop-first, it
+ * does so in the downtime (zero pages, after the gift).  Here it does so
+ * while the guest runs: the source migrates into this tool, which drops
+ * every record of the moved blocks (vsm_stream_new(precopy)), with
+ * downtime-limit 0 so that QEMU switches over exactly at the end of its
+ * first pass (ram_save_pending() syncs the dirty log only below the
+ * threshold) and pause-before-switchover so that it then waits for the
+ * gift.  Pages the guest dirtied meanwhile are resent after the gift, in
+ * the completion section, and read zero there.
+ *
+ * Shortly before the end of the pass this tool stops the guest itself and
+ * checks that the source reads "paused": QEMU's completion stops a running
+ * guest as "finish-migrate", under the same lock in which it notes whether
+ * the guest ran, and a cancelled or failed migration resumes it only then.
+ * A guest stopped by us stays stopped whatever happens to the migration
+ * after the gift -- the same guarantee as stop-first.  If QEMU got there
+ * first (the race is lost), the migration is cancelled before anything is
+ * given, the guest resumes, and the hand-off goes on stop-first.
+ *
+ * Returns 0 with the source stopped and waiting before its switch-over,
+ * 1 when the race was lost and the source runs again (nothing touched),
+ * -1 on error.
+ */
+static int precopy(struct ctx *c)
+{
+	const struct vsm_stream_stats *st;
+	char sbuf[64];
+	char *rs;
+	bool won;
+
+	if (get_precopy_settings(c) || set_phase(c, VSM_PH_PRECOPY))
+		return -1;
+	if (set_pause_cap(c->src, true) || set_downtime_limit(c->src, 0))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	c->t_precopy = now_ms();
+	if (mig_start(c, true) || failpoint(c, "precopy") || mig_pump(c, PUMP_PASS))
+		return -1;
+	st = vsm_stream_stats(c->fs);
+	/* For the tests: let QEMU reach its switch-over first. */
+	if (failpoint(c, "lose-race")) {
+		c->err[0] = 0;
+		if (mig_pump(c, PUMP_PAUSED))
+			return -1;
+	}
+	if (set_phase(c, VSM_PH_STOPPED))
+		return -1;
+	c->t_stop = now_ms();
+	if (vsm_qmp_run(c->src, "stop", NULL, QMP_MS))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	rs = vsm_qmp_status(c->src, QMP_MS);
+	if (!rs)
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	won = !strcmp(rs, "paused");
+	free(rs);
+	if (!c->o.quiet)
+		note(c, "precopy: guest stopped at page %llu of %llu of QEMU's first pass (%s)",
+		     (unsigned long long)st->pass_records, (unsigned long long)st->pass_pages,
+		     won ? "before its switch-over" : "too late: QEMU had stopped it");
+	if (failpoint(c, "stopped") || mig_pump(c, PUMP_PAUSED))
+		return -1;
+	c->t_paused = now_ms();
+	c->precopy_streamed = st->in_bytes;
+	c->precopy_dropped = st->precopy_dropped;
+	if (won) {
+		c->precopy = "used";
+		return failpoint(c, "paused");
+	}
+	/* QEMU stopped the guest first: nothing given yet, start again. */
+	note(c, "precopy: QEMU reached its switch-over before the guest was stopped; handing over stop-first");
+	c->precopy = "fallback";
+	restore_source(c);
+	mig_close(c);
+	for (int i = 0; i < 5000; i++) {
+		rs = vsm_qmp_status(c->src, QMP_MS);
+		won = rs && !strcmp(rs, "running");
+		free(rs);
+		if (won)
+			break;
+		usleep(1000);
+	}
+	if (!won)
+		return cerr(c, "the source did not resume after its migration was cancelled (%s)",
+			    mig_status_name(c, sbuf, sizeof(sbuf)) ?: "?");
+	return set_phase(c, VSM_PH_PREFLIGHT) ? -1 : 1;
+}
+
+/* After the gift: let the paused source complete into this tool. */
+static int precopy_finish(struct ctx *c)
+{
+	struct json_object *a = json_object_new_object();
+
+	json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
+	if (vsm_qmp_run(c->src, "migrate-continue", a, QMP_MS))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	if (mig_pump(c, PUMP_EOF) || mig_finish(c))
+		return -1;
+	/* Completed: its settings can go back (the migration is not active). */
+	if (set_pause_cap(c->src, c->j.old_pause) ||
+	    set_downtime_limit(c->src, c->j.old_downtime))
+		note(c, "source: could not restore its migration settings: %s",
+		     vsm_qmp_error(c->src));
+	return 0;
 }
 
 /* Send the filtered stream to the destination and wait until it loaded. */
@@ -1030,25 +1330,15 @@ static void quit_dest(struct ctx *c)
 static int rollback(struct ctx *c)
 {
 	struct vsm_victim *src = NULL, *dst = NULL;
-	char *s;
 	int ret = VSM_EXIT_ROLLED_BACK;
 
 	note(c, "rolling back: %s", c->err);
-	s = c->src ? vsm_qmp_migrate_status(c->src, QMP_MS) : NULL;
-	if (s && (!strcmp(s, "active") || !strcmp(s, "setup") ||
-		  !strcmp(s, "device") || !strcmp(s, "pre-switchover"))) {
-		vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
-		for (int i = 0; i < 2000; i++) {
-			char *t = vsm_qmp_migrate_status(c->src, QMP_MS);
-			bool done = !t || strcmp(t, "cancelling");
-
-			free(t);
-			if (done)
-				break;
-			usleep(1000);
-		}
-	}
-	free(s);
+	/*
+	 * Cancel first, then close the stream: the guest was stopped by this
+	 * tool, so neither resumes it (see precopy()).
+	 */
+	restore_source(c);
+	mig_close(c);
 	if (c->x.given_total) {
 		char err[512];
 
@@ -1066,6 +1356,7 @@ static int rollback(struct ctx *c)
 				note(c, "cannot seize the destination: %s", err);
 		}
 		set_phase(c, VSM_PH_RETURN);	/* pages flow back */
+		failpoint(c, "return");
 		if (vsm_xfer_return(&c->x, src, dst)) {
 			note(c, "%s", c->x.err);
 			ret = VSM_EXIT_LOST;
@@ -1075,8 +1366,6 @@ static int rollback(struct ctx *c)
 			close_remote_fds(c, src);
 		vsm_inject_release(src);
 	}
-	if (c->j.old_bandwidth >= 0 && c->src)
-		set_bandwidth(c->src, c->j.old_bandwidth);
 	quit_dest(c);
 	if (ret == VSM_EXIT_ROLLED_BACK) {
 		set_phase(c, VSM_PH_ROLLED_BACK);
@@ -1113,16 +1402,23 @@ static int handoff(struct ctx *c)
 	read_counters(&c->c0);
 	sample_mem(c);
 
-	/* stop (journaled first: a recovery must know to resume it) */
-	if (set_phase(c, VSM_PH_STOPPED))
-		return VSM_EXIT_ERROR;
-	c->t_stop = now_ms();
-	if (c->j.src_was_running && vsm_qmp_run(c->src, "stop", NULL, QMP_MS)) {
-		cerr(c, "source: %s", vsm_qmp_error(c->src));
+	/* precopy: QEMU reads the RAM while the guest runs, then waits */
+	c->precopy = "off";
+	if (c->o.precopy && c->j.src_was_running && precopy(c) < 0)
 		goto undo;
+	if (strcmp(c->precopy, "used")) {
+		/* stop (journaled first: a recovery must know to resume it) */
+		if (set_phase(c, VSM_PH_STOPPED))
+			goto undo;
+		c->t_stop = now_ms();
+		if (c->j.src_was_running && vsm_qmp_run(c->src, "stop", NULL, QMP_MS)) {
+			cerr(c, "source: %s", vsm_qmp_error(c->src));
+			goto undo;
+		}
+		c->t_paused = now_ms();
+		if (failpoint(c, "stopped"))
+			goto undo;
 	}
-	if (failpoint(c, "stopped"))
-		goto undo;
 	for (int i = 0; i < c->srl.n; i++) {
 		struct vsm_ramblock *b = &c->srl.b[i];
 
@@ -1152,8 +1448,8 @@ static int handoff(struct ctx *c)
 	if (set_phase(c, VSM_PH_MIGRATE) || failpoint(c, "given"))
 		goto undo;
 
-	/* migrate the device state into this tool */
-	if (migrate_in(c))
+	/* migrate the device state (and, precopy, the rest) into this tool */
+	if (strcmp(c->precopy, "used") ? migrate_in(c) : precopy_finish(c))
 		goto undo;
 	c->t_migrated = now_ms();
 	sample_mem(c);
@@ -1356,7 +1652,8 @@ static int recover(struct ctx *c)
 	}
 	old_pidfd = c->x.src_pidfd;
 	c->x.src_pidfd = c->x.dst_pidfd = -1;
-	vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
+	/* A guest stopped by this tool stays stopped when its migration ends. */
+	restore_source(c);
 	set_phase(c, VSM_PH_RETURN);
 	if (seize(c, c->src_pid, "source", &src))
 		return VSM_EXIT_LOST;
@@ -1377,8 +1674,6 @@ static int recover(struct ctx *c)
 	if (ret != VSM_EXIT_ROLLED_BACK)
 		return cerr(c, "%llu bytes of guest RAM could not be returned",
 			    (unsigned long long)c->x.lost), ret;
-	if (c->j.old_bandwidth >= 0)
-		set_bandwidth(c->src, c->j.old_bandwidth);
 	quit_dest(c);
 	set_phase(c, VSM_PH_ROLLED_BACK);
 	if (c->j.src_was_running && vsm_qmp_run(c->src, "cont", NULL, QMP_MS))
@@ -1425,16 +1720,24 @@ static void report(struct ctx *c, int status)
 		json_object_object_add(o, "zero_bytes", json_object_new_int64(zero));
 		json_object_object_add(o, "copied_bytes", json_object_new_int64(copied));
 		json_object_object_add(o, "qemu_stream_bytes", json_object_new_int64(c->stream_bytes));
+		json_object_object_add(o, "dest_stream_bytes", json_object_new_int64(c->stream_len));
+		json_object_object_add(o, "precopy", json_object_new_string(c->precopy));
+		json_object_object_add(o, "precopy_streamed_bytes", json_object_new_int64(c->precopy_streamed));
+		json_object_object_add(o, "precopy_dropped_bytes",
+				       json_object_new_int64(c->precopy_dropped * 4096));
 		json_object_object_add(o, "small_blocks_bytes", json_object_new_int64(c->copied_blocks_bytes));
 		json_object_object_add(o, "pipes", json_object_new_int(c->x.npipes));
 		json_object_object_add(o, "pipe_size", json_object_new_int64(c->x.pipe_size));
 		if (!status) {
 			json_object_object_add(o, "downtime_ms", json_object_new_double(downtime));
 			json_object_object_add(o, "total_ms", json_object_new_double(total));
-			json_object_object_add(o, "give_ms", json_object_new_double(c->t_given - c->t_stop));
+			json_object_object_add(o, "precopy_ms", json_object_new_double(
+				strcmp(c->precopy, "off") ? c->t_stop - c->t_precopy : 0));
+			json_object_object_add(o, "drain_ms", json_object_new_double(c->t_paused - c->t_stop));
+			json_object_object_add(o, "verify_ms", json_object_new_double(c->t_verified - c->t_paused));
+			json_object_object_add(o, "give_ms", json_object_new_double(c->t_given - c->t_verified));
 			json_object_object_add(o, "migrate_ms", json_object_new_double(c->t_migrated - c->t_given));
 			json_object_object_add(o, "take_ms", json_object_new_double(c->t_taken - c->t_migrated));
-			json_object_object_add(o, "verify_ms", json_object_new_double(c->t_verified - c->t_stop));
 			json_object_object_add(o, "backup_ms", json_object_new_double(c->t_taken - c->t_moved));
 			json_object_object_add(o, "load_ms", json_object_new_double(c->t_loaded - c->t_taken));
 		}
@@ -1461,12 +1764,20 @@ static void report(struct ctx *c, int status)
 	       c->guest_ram / MIB - c->copied_blocks_bytes / MIB, c->x.nblocks,
 	       c->copied_blocks_bytes / MIB);
 	printf("downtime      %8.1f ms  (source stop -> destination cont)\n", downtime);
-	printf("  of which    check %.1f, give %.1f, migrate %.1f, take %.1f, backup %.1f, load %.1f, cont %.1f ms\n",
-	       c->t_verified - c->t_stop, c->t_given - c->t_verified,
+	printf("  of which    drain %.1f, check %.1f, give %.1f, migrate %.1f, take %.1f, backup %.1f, load %.1f, cont %.1f ms\n",
+	       c->t_paused - c->t_stop, c->t_verified - c->t_paused, c->t_given - c->t_verified,
 	       c->t_migrated - c->t_given, c->t_moved - c->t_migrated,
 	       c->t_taken - c->t_moved, c->t_loaded - c->t_taken,
 	       c->t_cont - c->t_loaded);
 	printf("total         %8.1f ms\n", total);
+	if (!strcmp(c->precopy, "off"))
+		printf("precopy       off (QEMU read the given RAM while the guest was stopped)\n");
+	else
+		printf("precopy       %s: %.1f ms with the guest running; QEMU streamed %.1f MiB, of which %.1f MiB guest pages this tool dropped (never sent on, never copied into the destination)\n",
+		       !strcmp(c->precopy, "used") ? "used" :
+		       "race lost, handed over stop-first",
+		       c->t_stop - c->t_precopy, c->precopy_streamed / MIB,
+		       c->precopy_dropped * 4096 / MIB);
 	if (counters)
 		printf("pages         %8.1f MiB given: %.1f MiB moved, %.1f MiB zero, %.1f MiB copied (kernel counters, system-wide)\n",
 		       c->x.given_total / MIB, moved / MIB, zero / MIB, copied / MIB);
@@ -1504,6 +1815,9 @@ static void usage(FILE *f)
 	      "      --no-backup         do not keep references to the moved pages until\n"
 	      "                          the destination runs (saves time; a destination\n"
 	      "                          killed while loading then loses the RAM)\n"
+	      "      --no-precopy        stop the guest before QEMU reads its RAM (shorter\n"
+	      "                          total time, longer downtime: QEMU 7.2 then scans\n"
+	      "                          the given RAM while the guest is stopped)\n"
 	      "      --tmpdir DIR        for the migration socket and pmemsave files\n"
 	      "      --json              print the result as JSON on stdout\n"
 	      "  -p, --progress          progress on stderr during the RAM phases\n"
@@ -1529,6 +1843,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		{ "copy", no_argument, NULL, 'c' },
 		{ "no-sparse", no_argument, NULL, 'S' },
 		{ "no-backup", no_argument, NULL, 'B' },
+		{ "no-precopy", no_argument, NULL, 'P' },
 		{ "tmpdir", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "progress", no_argument, NULL, 'p' },
@@ -1544,6 +1859,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 	c->o.min_block = 1 << 20;
 	c->o.sparse = true;
 	c->o.backup = true;
+	c->o.precopy = true;
 	c->o.progress = isatty(2);
 	optind = 0;	/* glibc: a fresh getopt (the command parsed its own options) */
 	while ((opt = getopt_long(argc, argv, "s:d:e:j:rpqh", lo, NULL)) != -1) {
@@ -1562,6 +1878,7 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 		case 'c': c->o.force_copy = true; break;
 		case 'S': c->o.sparse = false; break;
 		case 'B': c->o.backup = false; break;
+		case 'P': c->o.precopy = false; break;
 		case 't': c->o.tmpdir = optarg; break;
 		case 'J': c->o.json = true; break;
 		case 'p': c->o.progress = true; break;
@@ -1586,6 +1903,9 @@ int vsm_cmd_qemu_handoff(int argc, char **argv)
 	failpoint_init(c);
 	c->t0 = now_ms();
 	c->j.fd = -1;
+	c->j.old_bandwidth = c->j.old_downtime = c->j.old_pause = -1;
+	c->mfd = c->mlfd = -1;
+	c->precopy = "off";
 	if (c->o.recover) {
 		status = recover(c);
 		if (status != VSM_EXIT_OK && status != VSM_EXIT_ROLLED_BACK)
@@ -1639,6 +1959,8 @@ out:
 	vsm_qmp_close(c->dst);
 	vsm_journal_close(&c->j);
 	vsm_xfer_free(&c->x);
+	mig_close(c);
+	free(c->mbuf);
 	free(c->stream);
 	vsm_ram_free(&c->srl);
 	vsm_ram_free(&c->drl);

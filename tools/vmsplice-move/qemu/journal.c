@@ -15,6 +15,7 @@
 
 static const char *const phase_names[] = {
 	[VSM_PH_PREFLIGHT] = "preflight",
+	[VSM_PH_PRECOPY] = "precopy",
 	[VSM_PH_STOPPED] = "stopped",
 	[VSM_PH_GIVE] = "give",
 	[VSM_PH_MIGRATE] = "migrate",
@@ -69,7 +70,8 @@ static int header(struct vsm_journal *j, const struct vsm_xfer *x)
 	json_object_put(o);
 	j->started = true;
 	j->w_phase = (enum vsm_phase)-1;
-	j->w_bandwidth = -1;
+	j->w_bandwidth = j->w_downtime = -1;
+	j->w_pause = -1;
 	j->w_pidfd = -1;
 	return ret;
 }
@@ -101,6 +103,11 @@ int vsm_journal_write(struct vsm_journal *j, const struct vsm_xfer *x)
 	if (j->w_bandwidth != j->old_bandwidth) {
 		EMIT("W %lld\n", j->old_bandwidth);
 		j->w_bandwidth = j->old_bandwidth;
+	}
+	if (j->w_downtime != j->old_downtime || j->w_pause != j->old_pause) {
+		EMIT("C %lld %d\n", j->old_downtime, j->old_pause);
+		j->w_downtime = j->old_downtime;
+		j->w_pause = j->old_pause;
 	}
 	if (j->w_pidfd != x->src_pidfd) {
 		EMIT("F %ld\n", x->src_pidfd);
@@ -224,7 +231,7 @@ int vsm_journal_read(const char *path, struct vsm_journal *j,
 		return -1;
 	}
 	snprintf(j->path, sizeof(j->path), "%s", path);
-	j->old_bandwidth = -1;
+	j->old_bandwidth = j->old_downtime = j->old_pause = -1;
 	x->src_pidfd = -1;
 	while ((len = getline(&line, &cap, f)) > 0) {
 		unsigned long long a, b, c;
@@ -274,6 +281,10 @@ int vsm_journal_read(const char *path, struct vsm_journal *j,
 			break;
 		case 'W':
 			j->old_bandwidth = atoll(line + 2);
+			break;
+		case 'C':
+			if (sscanf(line + 2, "%lld %d", &j->old_downtime, &j->old_pause) != 2)
+				goto bad;
 			break;
 		case 'F':
 			x->src_pidfd = atol(line + 2);

@@ -19,6 +19,7 @@
 /* Phases, in order. */
 enum vsm_phase {
 	VSM_PH_PREFLIGHT,	/* nothing touched */
+	VSM_PH_PRECOPY,		/* source runs, migrating into this tool */
 	VSM_PH_STOPPED,		/* source stopped, RAM in place */
 	VSM_PH_GIVE,		/* source giving RAM into pipes */
 	VSM_PH_MIGRATE,		/* RAM in pipes; device state migrating */
@@ -41,11 +42,14 @@ struct vsm_journal {
 	char src_qmp[256], dst_qmp[256];
 	bool src_was_running;
 	long long old_bandwidth;	/* source max-bandwidth before, or -1 */
+	long long old_downtime;		/* its downtime-limit before, or -1 */
+	int old_pause;			/* its pause-before-switchover, or -1 */
 	/* What has been written (to append only what changed). */
 	int fd;
 	bool started;
 	enum vsm_phase w_phase;
-	long long w_bandwidth;
+	long long w_bandwidth, w_downtime;
+	int w_pause;
 	long w_pidfd;
 	bool w_backed_up;
 	int w_npipes, w_cap;
