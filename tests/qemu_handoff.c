@@ -31,8 +31,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,11 +72,12 @@ static void find_programs(void)
 struct guest_log {
 	int last;
 	bool bad;
+	int boots;	/* "vsm-guest fill" lines: the guest (re)started */
 };
 
 static struct guest_log read_log(const char *path)
 {
-	struct guest_log g = { -1, false };
+	struct guest_log g = { -1, false, 0 };
 	char line[256];
 	FILE *f = fopen(path, "r");
 
@@ -85,6 +88,8 @@ static struct guest_log read_log(const char *path)
 
 		if (!strncmp(line, "BAD", 3))
 			g.bad = true;
+		else if (!strncmp(line, "vsm-guest fill ", 15))
+			g.boots++;
 		else if (sscanf(line, "ok %d", &r) == 1)
 			g.last = r;
 	}
@@ -128,7 +133,79 @@ FIXTURE(vm) {
 	char dir[64], sqmp[128], dqmp[128], slog[128], dlog[128], journal[128];
 	pid_t src, dst;
 	int start_round;
+	/* The source's migration settings before the tool ran. */
+	int pause0;
+	long long downtime0, bandwidth0;
 };
+
+/*
+ * The migration settings the tool changes on the source for precopy
+ * (pause-before-switchover, downtime-limit, max-bandwidth), read over the
+ * source's QMP socket (free: the tool has exited).  0, or -1.
+ */
+static int source_settings(const char *qmp, int *pause, long long *downtime,
+			   long long *bandwidth)
+{
+	static const char *const cmds[] = {
+		"{\"execute\":\"qmp_capabilities\"}\n",
+		"{\"execute\":\"query-migrate-capabilities\"}\n",
+		"{\"execute\":\"query-migrate-parameters\"}\n",
+	};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", qmp);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	f = fdopen(fd, "r+");
+	*pause = -1;
+	*downtime = *bandwidth = -1;
+	if (getline(&line, &cap, f) <= 0)	/* the greeting */
+		goto out;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		struct json_object *o = NULL, *r, *v;
+
+		fputs(cmds[i], f);
+		fflush(f);
+		/* Skip events; the answer has "return". */
+		while (getline(&line, &cap, f) > 0) {
+			o = json_tokener_parse(line);
+			if (o && json_object_object_get_ex(o, "return", &r))
+				break;
+			json_object_put(o);
+			o = NULL;
+		}
+		if (!o)
+			goto out;
+		if (i == 1) {
+			for (size_t k = 0; k < json_object_array_length(r); k++) {
+				struct json_object *e = json_object_array_get_idx(r, k), *n;
+
+				if (json_object_object_get_ex(e, "capability", &n) &&
+				    !strcmp(json_object_get_string(n), "pause-before-switchover") &&
+				    json_object_object_get_ex(e, "state", &v))
+					*pause = json_object_get_boolean(v);
+			}
+		} else if (i == 2) {
+			if (json_object_object_get_ex(r, "downtime-limit", &v))
+				*downtime = json_object_get_int64(v);
+			if (json_object_object_get_ex(r, "max-bandwidth", &v))
+				*bandwidth = json_object_get_int64(v);
+		}
+		json_object_put(o);
+	}
+	ret = *pause >= 0 && *downtime >= 0 && *bandwidth >= 0 ? 0 : -1;
+out:
+	free(line);
+	fclose(f);
+	return ret;
+}
 
 static pid_t start_qemu(FIXTURE_DATA(vm) *self, bool dest)
 {
@@ -188,7 +265,8 @@ static bool wait_file(const char *path, int ms)
 static bool in_vm_subset(const char *test)
 {
 	static const char *const subset[] = {
-		"handoff", "fail_take", "fail_loaded_dest_dies", "killed_take",
+		"handoff", "handoff_no_precopy", "fail_take", "fail_loaded_dest_dies",
+		"killed_take",
 	};
 	const char *all = getenv("VMSPLICE_HANDOFF_ALL");
 
@@ -226,6 +304,8 @@ FIXTURE_SETUP(vm)
 	/* The guest filled its RAM and checked it once. */
 	self->start_round = wait_round(self->slog, 0, 240000);
 	ASSERT_GT(self->start_round, 0) TH_LOG("guest never reported (log %s)", self->slog);
+	ASSERT_EQ(0, source_settings(self->sqmp, &self->pause0, &self->downtime0,
+				     &self->bandwidth0));
 }
 
 FIXTURE_TEARDOWN(vm)
@@ -320,6 +400,21 @@ static void source_runs_on(struct __test_metadata *_metadata,
 		EXPECT_TRUE(exited(self->dst, 20000)) TH_LOG("the destination is still there");
 	EXPECT_EQ(0, kill(self->src, 0));
 	EXPECT_FALSE(read_log(self->slog).bad);
+	/*
+	 * Not a guest that crashed and started again: run with its RAM out
+	 * (its code is in that RAM too), it would rather reset than print BAD.
+	 */
+	EXPECT_EQ(1, read_log(self->slog).boots) TH_LOG("the source guest restarted");
+	/* What the tool changed for its migration is as it was. */
+	{
+		long long downtime, bandwidth;
+		int pause;
+
+		ASSERT_EQ(0, source_settings(self->sqmp, &pause, &downtime, &bandwidth));
+		EXPECT_EQ(self->pause0, pause);
+		EXPECT_EQ(self->downtime0, downtime);
+		EXPECT_EQ(self->bandwidth0, bandwidth);
+	}
 }
 
 /* The VM lives on in the destination: rounds go on, source gone. */
@@ -333,6 +428,9 @@ static void dest_runs_on(struct __test_metadata *_metadata,
 	EXPECT_TRUE(exited(self->src, 20000)) TH_LOG("the source is still there");
 	EXPECT_FALSE(read_log(self->dlog).bad);
 	EXPECT_FALSE(read_log(self->slog).bad);
+	/* The guest came over running: it did not start again. */
+	EXPECT_EQ(1, read_log(self->slog).boots);
+	EXPECT_EQ(0, read_log(self->dlog).boots) TH_LOG("the destination guest started afresh");
 }
 
 static long long jget(struct json_object *o, const char *k)
@@ -359,23 +457,39 @@ static long long thp_bytes(pid_t pid)
 	return sum;
 }
 
-TEST_F_TIMEOUT(vm, handoff, 600)
+/*
+ * A hand-off (@failpoint, @extra as for run_tool()) that succeeds, with
+ * precopy @precopy ("used", "fallback" or "off").
+ */
+static void handoff(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
+		    const char *failpoint, const char *extra, const char *precopy)
 {
 	static char out[16384];
-	struct json_object *o, *v;
+	struct json_object *o, *v, *pc;
 	bool moves = kernel_unmaps();
 	int rc;
 
 	/* In the patched VM the move path is the point: no silent copy. */
 	if (move_required())
 		ASSERT_TRUE(moves) TH_LOG("this run requires the feature: %s", NO_MOVE_MSG);
-	rc = run_tool(self, "", false, "", out, sizeof(out), NULL);
+	rc = run_tool(self, failpoint, false, extra, out, sizeof(out), NULL);
 
 	ASSERT_EQ(0, rc) TH_LOG("tool output: %s\nstderr: %s", out, tool_err(self));
 	o = json_tokener_parse(out);
 	ASSERT_NE(NULL, o) TH_LOG("not JSON: %s", out);
 	ASSERT_TRUE(json_object_object_get_ex(o, "path", &v));
 	EXPECT_STREQ(moves ? "move" : "copy", json_object_get_string(v));
+	ASSERT_TRUE(json_object_object_get_ex(o, "precopy", &pc));
+	EXPECT_STREQ(precopy, json_object_get_string(pc));
+	/*
+	 * Precopy: QEMU streamed the guest's pages while it ran, and the tool
+	 * dropped every one (the guest wrote all of them: data, not zero).
+	 */
+	if (!strcmp(precopy, "used"))
+		EXPECT_GE(jget(o, "precopy_dropped_bytes"), (long long)(GUEST_MIB - 1) << 20);
+	/* No guest page reached the destination through QEMU's stream. */
+	EXPECT_GT(jget(o, "dest_stream_bytes"), 0);
+	EXPECT_LT(jget(o, "dest_stream_bytes"), 4LL << 20);
 	/* The whole guest RAM block went through the pipes. */
 	EXPECT_GE(jget(o, "given_bytes"), (long long)(GUEST_MIB - 1) << 20);
 	if (moves) {
@@ -393,8 +507,9 @@ TEST_F_TIMEOUT(vm, handoff, 600)
 
 		json_object_object_get_ex(o, "downtime_ms", &d);
 		json_object_object_get_ex(o, "total_ms", &t);
-		TH_LOG("path %s: downtime %.1f ms, total %.1f ms, given %lld, moved %lld, zero %lld, copied %lld bytes, peak %lld bytes (QEMUs' own %lld)",
-		       json_object_get_string(v), d ? json_object_get_double(d) : -1.0,
+		TH_LOG("path %s, precopy %s: downtime %.1f ms, total %.1f ms, given %lld, moved %lld, zero %lld, copied %lld bytes, peak %lld bytes (QEMUs' own %lld)",
+		       json_object_get_string(v), json_object_get_string(pc),
+		       d ? json_object_get_double(d) : -1.0,
 		       t ? json_object_get_double(t) : -1.0, jget(o, "given_bytes"),
 		       jget(o, "moved_bytes"), jget(o, "zero_bytes"), jget(o, "copied_bytes"),
 		       jget(o, "peak_memory_bytes"), jget(o, "qemu_overhead_bytes"));
@@ -405,6 +520,19 @@ TEST_F_TIMEOUT(vm, handoff, 600)
 		EXPECT_GT(thp_bytes(self->dst), 0);
 	json_object_put(o);
 	self->src = 0;
+}
+
+TEST_F_TIMEOUT(vm, handoff, 600) { handoff(_metadata, self, "", "", "used"); }
+/* The stop-first flow: QEMU reads the given (zero) RAM in the downtime. */
+TEST_F_TIMEOUT(vm, handoff_no_precopy, 600) { handoff(_metadata, self, "", "--no-precopy", "off"); }
+/*
+ * QEMU reaches its switch-over (and stops the guest itself, so that a
+ * failed migration would resume it) before the tool stops the guest: the
+ * tool must notice, give nothing, cancel and hand over stop-first.
+ */
+TEST_F_TIMEOUT(vm, precopy_race_lost_falls_back, 600)
+{
+	handoff(_metadata, self, "lose-race=fail", "", "fallback");
 }
 
 /* A failure injected in the tool at a step: it rolls back (status 3). */
@@ -420,7 +548,24 @@ static void fail_at(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 }
 
 TEST_F_TIMEOUT(vm, fail_preflight, 600) { fail_at(_metadata, self, "preflight=fail", 1); }
+TEST_F_TIMEOUT(vm, fail_precopy, 600) { fail_at(_metadata, self, "precopy=fail", 3); }
 TEST_F_TIMEOUT(vm, fail_stopped, 600) { fail_at(_metadata, self, "stopped=fail", 3); }
+TEST_F_TIMEOUT(vm, fail_paused, 600) { fail_at(_metadata, self, "paused=fail", 3); }
+/*
+ * The race lost, then a failure after the gift, and a second before the
+ * pages go back: the guest, stopped by QEMU and not by the tool, must not
+ * be resumed by the cancelled migration while its RAM is out (so nothing
+ * may be given in that migration).
+ */
+TEST_F_TIMEOUT(vm, precopy_race_lost_then_fail_given, 600)
+{
+	fail_at(_metadata, self, "lose-race=fail,given=fail,return=delay", 3);
+}
+/* The same window, the race won: the guest stays stopped. */
+TEST_F_TIMEOUT(vm, fail_given_slow_return, 600)
+{
+	fail_at(_metadata, self, "given=fail,return=delay", 3);
+}
 TEST_F_TIMEOUT(vm, fail_give, 600) { fail_at(_metadata, self, "give:3=fail", 3); }
 TEST_F_TIMEOUT(vm, fail_migrate_dest_dies, 600) { fail_at(_metadata, self, "migrating=kill-dest", 3); }
 TEST_F_TIMEOUT(vm, fail_migrated_dest_dies, 600) { fail_at(_metadata, self, "migrated=kill-dest", 3); }
@@ -512,7 +657,9 @@ static void killed_at(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 	}
 }
 
+TEST_F_TIMEOUT(vm, killed_precopy, 600) { killed_at(_metadata, self, "precopy=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_stopped, 600) { killed_at(_metadata, self, "stopped=kill-self", false); }
+TEST_F_TIMEOUT(vm, killed_paused, 600) { killed_at(_metadata, self, "paused=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_give, 600) { killed_at(_metadata, self, "give:2=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_migrated, 600) { killed_at(_metadata, self, "migrated=kill-self", false); }
 TEST_F_TIMEOUT(vm, killed_take, 600) { killed_at(_metadata, self, "take:2=kill-self", false); }
