@@ -84,7 +84,8 @@ bench-kernel-cost: deps kernel-bench
 # multiboot guest they boot under QEMU, the benchmark and the demo.
 QEMU_DIR    := $(TOOLDIR)/qemu
 QEMU_GUEST  := $(TESTBIN)/qemu/guest.elf
-QEMU_TESTS  := $(TESTBIN)/qemu_handoff_inject $(TESTBIN)/qemu_handoff
+QEMU_TESTS  := $(TESTBIN)/qemu_handoff_inject $(TESTBIN)/qemu_handoff_stream \
+               $(TESTBIN)/qemu_handoff
 GUEST_CFLAGS := -m32 -ffreestanding -fno-pie -no-pie -nostdlib -static -O2 \
               -Wall -Wextra -Werror -fno-stack-protector \
               -fno-asynchronous-unwind-tables -Wl,--build-id=none \
@@ -97,6 +98,10 @@ tests: $(QEMU_TESTS) $(QEMU_GUEST)
 $(TESTBIN)/qemu_handoff_inject: tests/qemu_handoff_inject.c $(QEMU_DIR)/inject.c $(QEMU_DIR)/inject.h | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/inject.c $(LDLIBS)
+
+$(TESTBIN)/qemu_handoff_stream: tests/qemu_handoff_stream.c $(QEMU_DIR)/stream.c $(QEMU_DIR)/stream.h | $(KHDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(QEMU_DIR)/stream.c $(LDLIBS)
 
 # The test runs the command (VSM_CMD) and boots the guest.
 $(TESTBIN)/qemu_handoff: tests/qemu_handoff.c $(LIB_OBJS) $(LIB_HDRS) $(VSM_CMD) $(QEMU_GUEST) | $(KHDR)
