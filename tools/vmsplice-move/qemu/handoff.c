@@ -95,6 +95,7 @@ struct ctx {
 	double mdeadline;
 	const char *precopy;	/* "off", "used", or "fallback" (race lost) */
 	uint64_t precopy_streamed, precopy_dropped;
+	double qmp_rtt;		/* ms, measured when precopy starts */
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
 	double t0, t_precopy, t_stop, t_paused, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
@@ -930,16 +931,22 @@ static void mig_close(struct ctx *c)
 }
 
 /*
- * How close to the end of its first pass the source may get before this
- * tool stops the guest.  QEMU may have written up to a socket buffer and
- * its own buffer beyond what was read here (MIG_AHEAD bytes): records of
- * the size seen so far that fit in it, plus a margin.
+ * Whether the source's first pass is close enough to its end to stop the
+ * guest: counted from the records read here, QEMU is further on by what
+ * it wrote into the socket and its buffer (at most MIG_AHEAD bytes of
+ * records of the size seen so far), and it goes on for the QMP round
+ * trips until it is held (at the rate seen so far).  A margin of 256
+ * pages on top; the check after the stop decides, this only makes losing
+ * the race rare.
  */
-static uint64_t pass_margin(const struct vsm_stream_stats *st)
+static bool pass_near_end(const struct ctx *c, const struct vsm_stream_stats *st,
+			  double rate)
 {
-	uint64_t per = st->pass_records ? st->in_bytes / st->pass_records : 9;
+	uint64_t per = st->pass_records >= 64 ? st->in_bytes / st->pass_records : 4104;
+	uint64_t margin = 256 + MIG_AHEAD / (per > 9 ? per : 9) +
+			  (uint64_t)(rate * 4 * (c->qmp_rtt + 0.1));
 
-	return 256 + MIG_AHEAD / (per ? per : 1);
+	return st->pass_pages && st->pass_records + margin >= st->pass_pages;
 }
 
 enum pump {
@@ -952,6 +959,8 @@ enum pump {
 static int mig_pump(struct ctx *c, enum pump until)
 {
 	const struct vsm_stream_stats *st = vsm_stream_stats(c->fs);
+	double t0 = 0, rate = 0;	/* records per ms in the pass */
+	uint64_t r0 = 0;
 	char err[512], sbuf[64];
 
 	for (;;) {
@@ -960,20 +969,33 @@ static int mig_pump(struct ctx *c, enum pump until)
 		ssize_t r;
 		int n;
 
-		if (until == PUMP_PASS &&
-		    ((st->pass_pages && st->pass_records + pass_margin(st) >= st->pass_pages) ||
-		     st->in_end || st->done))
-			return 0;
+		if (until == PUMP_PASS) {
+			double t = now_ms();
+
+			if (!t0 && st->pass_records) {
+				t0 = t;
+				r0 = st->pass_records;
+			}
+			if (t0 && t > t0)
+				rate = (st->pass_records - r0) / (t - t0);
+			if (st->in_end || st->done || pass_near_end(c, st, rate))
+				return 0;
+		}
 		if (wait <= 0)
 			return cerr(c, "the migration did not complete within %d s",
 				    MIGRATE_MS / 1000);
-		/* Pausing, QEMU goes quiet: ask when nothing comes. */
-		n = poll(&p, 1, until == PUMP_PAUSED ? 2 : wait);
+		/*
+		 * Pausing, QEMU goes quiet: ask when nothing comes.  Waiting for
+		 * the end of the pass, ask now and then too: if QEMU paused
+		 * before this tool counted the pass done, the stop comes late
+		 * and precopy() notices.
+		 */
+		n = poll(&p, 1, until == PUMP_PAUSED ? 2 : until == PUMP_PASS ? 100 : wait);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return cerr(c, "poll: %s", strerror(errno));
-		if (!n && until == PUMP_PAUSED) {
+		if (!n && until != PUMP_EOF) {
 			if (!mig_status_name(c, sbuf, sizeof(sbuf)))
 				return cerr(c, "source: %s", vsm_qmp_error(c->src));
 			if (!strcmp(sbuf, "pre-switchover"))
@@ -1154,8 +1176,15 @@ static int precopy(struct ctx *c)
 
 	if (get_precopy_settings(c) || set_phase(c, VSM_PH_PRECOPY))
 		return -1;
-	if (set_pause_cap(c->src, true) || set_downtime_limit(c->src, 0))
-		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	for (int i = 0; i < 3; i++) {
+		/* The QMP round trip, for pass_near_end(): the best of three. */
+		double t = now_ms();
+
+		if (i ? set_downtime_limit(c->src, 0) : set_pause_cap(c->src, true))
+			return cerr(c, "source: %s", vsm_qmp_error(c->src));
+		if (!i || now_ms() - t < c->qmp_rtt)
+			c->qmp_rtt = now_ms() - t;
+	}
 	c->t_precopy = now_ms();
 	if (mig_start(c, true) || failpoint(c, "precopy") || mig_pump(c, PUMP_PASS))
 		return -1;
@@ -1166,14 +1195,22 @@ static int precopy(struct ctx *c)
 		if (mig_pump(c, PUMP_PAUSED))
 			return -1;
 	}
-	if (set_phase(c, VSM_PH_STOPPED))
-		return -1;
+	/*
+	 * Hold QEMU at about one page per 100 ms window (its rate limit is
+	 * checked after every page) while the guest is stopped, so that
+	 * the pages left cannot run out under the stop; the check below
+	 * decides, this only makes losing rare.
+	 */
+	if (set_bandwidth(c->src, 1000) || set_phase(c, VSM_PH_STOPPED))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	c->t_stop = now_ms();
 	if (vsm_qmp_run(c->src, "stop", NULL, QMP_MS))
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	rs = vsm_qmp_status(c->src, QMP_MS);
-	if (!rs)
+	if (!rs || set_bandwidth(c->src, 1LL << 40)) {
+		free(rs);
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	}
 	won = !strcmp(rs, "paused");
 	free(rs);
 	if (!c->o.quiet)
