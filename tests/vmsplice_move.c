@@ -478,6 +478,18 @@ FIXTURE_VARIANT_ADD(xfer, thp_fork_shared) {
 	.reason = "mapped", .nr = 512, .unmapped = 512, .gift_large = 1,
 };
 
+/*
+ * A THP shared with a forked child that maps it by PTEs (it split its own
+ * PMD): the giver's PMD still maps it whole, so it is given as one
+ * buffer, but the child maps it, so it is copied; what the reader then
+ * writes does not reach the child.
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_fork_split_shared) {
+	.c = { MEM_THP, MOD_FORK_SPLIT, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
+	.reason = "mapped", .nr = 512, .unmapped = 512, .gift_large = 1,
+	.split_pmd = 1,
+};
+
 /* A pinned THP: copied. */
 FIXTURE_VARIANT_ADD(xfer, thp_pinned) {
 	.c = { MEM_THP, MOD_PINNED, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
@@ -522,6 +534,18 @@ FIXTURE_VARIANT_ADD(xfer, thp_hole_refilled_src) {
 	.c = { MEM_THP, MOD_HOLE_REFILLED, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, XFER_THP },
 	.reason = "large", .nr = 511, .reason2 = "moved", .nr2 = 1,
 	.unmapped = 512, .split_pmd = 2, .second_moved = true,
+};
+
+/*
+ * One THP named twice in one call: two buffers hold the one folio, and the
+ * giver's PMD is cleared once.  The first is copied (the second still
+ * holds the folio), the second then moves whole; the reader never maps
+ * the one folio twice (frames checks the two halves differ).
+ */
+FIXTURE_VARIANT_ADD(xfer, thp_twice) {
+	.c = { MEM_THP, MOD_DUP, DST_THP_FRESH, GM, SPLICE_F_MOVE, 0, 2 * XFER_THP },
+	.reason = "refs", .nr = 512, .reason2 = "moved", .nr2 = 512,
+	.unmapped = 512, .gift_large = 2, .folio_thp = 1,
 };
 
 /* The huge zero page given: one buffer, zeros, nothing allocated. */
@@ -723,6 +747,13 @@ TEST_F(xfer, frames)
 			EXPECT_EQ(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
 		} else if (r->dst_pfn[i] && variant->c.mod != MOD_DUP) {
 			EXPECT_NE(r->src_pfn[i], r->dst_pfn[i]) TH_LOG("page %zu", i);
+		}
+	}
+	/* Named twice: one frame must never be mapped at both places. */
+	for (size_t i = 0; variant->c.mod == MOD_DUP && i < n / 2; i++) {
+		if (r->dst_pfn[i]) {
+			EXPECT_NE(r->dst_pfn[i], r->dst_pfn[i + n / 2])
+				TH_LOG("page %zu mapped twice", i);
 		}
 	}
 	if (variant->same_frames && variant->c.dst == DST_FRESH) {

@@ -512,6 +512,7 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	char *region = NULL, *src = NULL, *small[2] = { NULL, NULL };
 	size_t region_len = 0;
 	long long rss, thp;
+	bool sharer_changed = false;
 	char go;
 
 	if (c->mod == MOD_OTHER_MEMCG && join_new_memcg(rep.skip_reason))
@@ -759,20 +760,38 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	}
 	if (rep.skipped)
 		goto report;
-	if (c->mod == MOD_FORK_SHARED || c->mod == MOD_SWAPCACHE) {
+	if (c->mod == MOD_FORK_SHARED || c->mod == MOD_SWAPCACHE ||
+	    c->mod == MOD_FORK_SPLIT) {
 		/*
 		 * A child that keeps the pages mapped (or their swap entries)
-		 * until told to go.
+		 * until told to go.  MOD_FORK_SPLIT: it maps the THP by PTEs
+		 * (mprotect() of one page splits its PMD, not the parent's),
+		 * and at the end checks that nothing the reader did after
+		 * the hand-over reached its copy (exit status 3 if it did).
 		 */
-		if (pipe(h.hold))
+		int ready[2];
+
+		if (pipe(h.hold) || pipe(ready))
 			_exit(2);
 		h.sharer = fork();
 		if (h.sharer == 0) {
 			close(h.hold[1]);
+			if (c->mod == MOD_FORK_SPLIT &&
+			    mprotect(src + ps, ps, PROT_READ))
+				_exit(2);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(2);
 			read(h.hold[0], &go, 1);
+			if (c->mod == MOD_FORK_SPLIT &&
+			    pattern_check(src, c->len, SEED, src - region) != (size_t)-1)
+				_exit(3);
 			_exit(0);
 		}
 		close(h.hold[0]);
+		close(ready[1]);
+		if (read(ready[0], &go, 1) != 1)
+			_exit(2);
+		close(ready[0]);
 	}
 
 	rep.npages = span / ps < XFER_MAX_PAGES ? span / ps : XFER_MAX_PAGES;
@@ -882,8 +901,12 @@ report:
 		_exit(2);
 	read(go_rd, &go, 1);
 	if (h.sharer > 0) {
+		int st = 0;
+
 		close(h.hold[1]);
-		waitpid(h.sharer, NULL, 0);
+		waitpid(h.sharer, &st, 0);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
+			sharer_changed = true;
 	}
 	if (h.aio_fd >= 0) {
 		struct io_event ev;
@@ -893,7 +916,7 @@ report:
 	}
 	if (c->mod == MOD_KSM)
 		proc_write("/sys/kernel/mm/ksm/run", "2");	/* unmerge */
-	_exit(0);
+	_exit(sharer_changed ? 3 : 0);
 }
 
 /* The reader's destination: one or two segments, and what surrounds them. */
@@ -1458,11 +1481,24 @@ check:
 				 "the referencing buffer lost the new bytes");
 	}
 	xfer_counters_read(&res->after);
+	/* Whatever the reader now does with what it got stays its own. */
+	if (c->mod == MOD_FORK_SPLIT && res->data_ok)
+		for (int s = 0; s < l.nseg; s++)
+			memset(l.seg[s], 0x5a, l.seg_len[s]);
 
 done:
 	if (write(go[1], "g", 1) != 1)
 		goto fail;
-	waitpid(pid, NULL, 0);
+	{
+		int st = 0;
+
+		waitpid(pid, &st, 0);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+			res->data_ok = false;
+			snprintf(res->data_msg, sizeof(res->data_msg),
+				 "the forked child saw the reader's write");
+		}
+	}
 	if (c->mod == MOD_OTHER_MEMCG) {
 		char path[128];
 

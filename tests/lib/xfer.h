@@ -37,6 +37,7 @@ enum xfer_mem {
 enum xfer_mod {
 	MOD_NONE,
 	MOD_FORK_SHARED,	/* a child shares it copy-on-write */
+	MOD_FORK_SPLIT,		/* ... and splits its own PMD of it (a THP) */
 	MOD_PINNED,		/* pinned as an io_uring fixed buffer */
 	MOD_AIO_PINNED,		/* an O_DIRECT read into it is in flight */
 	MOD_OTHER_MEMCG,	/* written by a writer in another memcg */
