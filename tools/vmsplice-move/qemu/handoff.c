@@ -605,8 +605,19 @@ static int fd_budget(struct ctx *c)
 
 static int check_migration_caps(struct ctx *c)
 {
+	/*
+	 * Refused because they change the stream or how it ends: RAM left
+	 * out (x-ignore-shared) or sent elsewhere (multifd channels, which
+	 * this tool does not accept), records this filter does not know
+	 * (compress, xbzrle, block), a return path that waits for the
+	 * destination's answer (return-path: the completion would hang with
+	 * the RAM given), a pause this tool sets itself and does not expect
+	 * stop-first (pause-before-switchover).
+	 */
 	static const char *const refused[] = { "postcopy-ram", "x-colo",
-		"background-snapshot", "release-ram", "x-ignore-shared", NULL };
+		"background-snapshot", "release-ram", "x-ignore-shared",
+		"multifd", "compress", "xbzrle", "block", "return-path",
+		"pause-before-switchover", NULL };
 	struct json_object *r = vsm_qmp_exec(c->src, "query-migrate-capabilities",
 					     NULL, QMP_MS);
 
@@ -1107,38 +1118,102 @@ static int get_precopy_settings(struct ctx *c)
 	return 0;
 }
 
+static bool mig_running(const char *st)
+{
+	static const char *const live[] = { "setup", "active", "device",
+		"pre-switchover", "cancelling", "wait-unplug", NULL };
+
+	for (int i = 0; live[i]; i++)
+		if (!strcmp(st, live[i]))
+			return true;
+	return false;
+}
+
 /*
- * Cancel the source's migration, if one runs, and wait until it is over;
- * then put back what this tool changed in its settings.  A cancelled
- * migration resumes the guest only if it ran when QEMU itself stopped it
- * to complete (migration_iteration_finish()): this tool stops it first,
- * so a cancel after the gift leaves it stopped.
+ * End the source's migration into this tool, if one runs, and put back
+ * what this tool changed in its settings; 0, or -1 with a note (then
+ * --recover does it again: the journal keeps the old values).
+ *
+ * The stream is closed first, before any QMP: while QEMU writes its
+ * completion section and device state it holds its global lock, and
+ * blocked on a full socket it would answer no command.  Closing is safe
+ * in every state: a running guest runs on when the migration fails; one
+ * stopped by this tool stays stopped (a failed or cancelled migration
+ * resumes the guest only if it ran when QEMU's completion began,
+ * migration_iteration_finish()); QEMU waiting before its switch-over is
+ * not woken by it, and the cancel that follows ends that wait.
  */
-static void restore_source(struct ctx *c)
+static int restore_source(struct ctx *c)
 {
 	char sbuf[64];
+	bool live;
 
-	if (!c->src || vsm_qmp_broken(c->src))
-		return;
-	if (mig_status_name(c, sbuf, sizeof(sbuf)) &&
-	    (!strcmp(sbuf, "active") || !strcmp(sbuf, "setup") ||
-	     !strcmp(sbuf, "device") || !strcmp(sbuf, "pre-switchover") ||
-	     !strcmp(sbuf, "cancelling"))) {
-		vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
-		for (int i = 0; i < 5000; i++) {
-			if (!mig_status_name(c, sbuf, sizeof(sbuf)) ||
-			    (strcmp(sbuf, "cancelling") && strcmp(sbuf, "active") &&
-			     strcmp(sbuf, "pre-switchover") && strcmp(sbuf, "device")))
-				break;
-			usleep(1000);
-		}
+	mig_close(c);
+	if (!c->src || vsm_qmp_broken(c->src)) {
+		note(c, "no QMP connection to the source: its migration settings were not restored");
+		return -1;
 	}
-	if (c->j.old_bandwidth >= 0)
-		set_bandwidth(c->src, c->j.old_bandwidth);
-	if (c->j.old_downtime >= 0)
-		set_downtime_limit(c->src, c->j.old_downtime);
-	if (c->j.old_pause >= 0)
-		set_pause_cap(c->src, c->j.old_pause);
+	if (!mig_status_name(c, sbuf, sizeof(sbuf)))
+		return note(c, "source: %s", vsm_qmp_error(c->src)), -1;
+	if (mig_running(sbuf)) {
+		vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
+		for (int i = 0; i < 10000 && (live = mig_running(sbuf)); i++) {
+			usleep(1000);
+			if (!mig_status_name(c, sbuf, sizeof(sbuf)))
+				return note(c, "source: %s", vsm_qmp_error(c->src)), -1;
+		}
+		if (live)
+			return note(c, "the source's migration is still %s after migrate_cancel", sbuf), -1;
+	}
+	if ((c->j.old_bandwidth >= 0 && set_bandwidth(c->src, c->j.old_bandwidth)) ||
+	    (c->j.old_downtime >= 0 && set_downtime_limit(c->src, c->j.old_downtime)) ||
+	    (c->j.old_pause >= 0 && set_pause_cap(c->src, c->j.old_pause)))
+		return note(c, "source: restoring its migration settings: %s",
+			    vsm_qmp_error(c->src)), -1;
+	return 0;
+}
+
+/*
+ * The source's run state, waiting up to @ms while it is one of those a
+ * migration passes through (finish-migrate: its migration is ending).
+ */
+static char *settled_status(struct ctx *c, int ms)
+{
+	char *rs = NULL;
+
+	for (int i = 0; i <= ms; i++) {
+		free(rs);
+		rs = vsm_qmp_status(c->src, QMP_MS);
+		if (!rs || strcmp(rs, "finish-migrate"))
+			break;
+		usleep(1000);
+	}
+	return rs;
+}
+
+/*
+ * Resume the source if it ran before the hand-off, and check that it
+ * does: 0, or -1 with a note.
+ */
+static int resume_source(struct ctx *c)
+{
+	char *rs;
+	bool ok;
+
+	if (!c->j.src_was_running)
+		return 0;
+	if (!c->src || vsm_qmp_broken(c->src))
+		return note(c, "no QMP connection to the source to resume it"), -1;
+	rs = settled_status(c, 5000);
+	if (rs && strcmp(rs, "running") && vsm_qmp_run(c->src, "cont", NULL, QMP_MS))
+		note(c, "cont on the source failed: %s", vsm_qmp_error(c->src));
+	free(rs);
+	rs = vsm_qmp_status(c->src, QMP_MS);
+	ok = rs && !strcmp(rs, "running");
+	if (!ok)
+		note(c, "the source does not run (%s)", rs ? rs : vsm_qmp_error(c->src));
+	free(rs);
+	return ok ? 0 : -1;
 }
 
 /*
@@ -1229,17 +1304,14 @@ static int precopy(struct ctx *c)
 	/* QEMU stopped the guest first: nothing given yet, start again. */
 	note(c, "precopy: QEMU reached its switch-over before the guest was stopped; handing over stop-first");
 	c->precopy = "fallback";
-	restore_source(c);
-	mig_close(c);
-	for (int i = 0; i < 5000; i++) {
-		rs = vsm_qmp_status(c->src, QMP_MS);
-		won = rs && !strcmp(rs, "running");
-		free(rs);
-		if (won)
-			break;
-		usleep(1000);
-	}
-	if (!won)
+	if (restore_source(c))
+		return cerr(c, "source: its precopy migration could not be ended");
+	/*
+	 * QEMU resumes the guest it stopped itself.  If the check only read
+	 * too late (the stop was first, the completion began before the
+	 * check), the guest is in postmigrate: resume it, nothing is given.
+	 */
+	if (resume_source(c))
 		return cerr(c, "the source did not resume after its migration was cancelled (%s)",
 			    mig_status_name(c, sbuf, sizeof(sbuf)) ?: "?");
 	return set_phase(c, VSM_PH_PREFLIGHT) ? -1 : 1;
@@ -1368,14 +1440,11 @@ static int rollback(struct ctx *c)
 {
 	struct vsm_victim *src = NULL, *dst = NULL;
 	int ret = VSM_EXIT_ROLLED_BACK;
+	bool restored;
 
 	note(c, "rolling back: %s", c->err);
-	/*
-	 * Cancel first, then close the stream: the guest was stopped by this
-	 * tool, so neither resumes it (see precopy()).
-	 */
-	restore_source(c);
-	mig_close(c);
+	/* The guest was stopped by this tool: ending its migration keeps it so. */
+	restored = !restore_source(c);
 	if (c->x.given_total) {
 		char err[512];
 
@@ -1405,12 +1474,20 @@ static int rollback(struct ctx *c)
 	}
 	quit_dest(c);
 	if (ret == VSM_EXIT_ROLLED_BACK) {
-		set_phase(c, VSM_PH_ROLLED_BACK);
-		if (c->j.src_was_running && c->src &&
-		    vsm_qmp_run(c->src, "cont", NULL, QMP_MS))
-			note(c, "cont on the source failed: %s", vsm_qmp_error(c->src));
-		note(c, "the source VM %s with all its RAM",
-		     c->j.src_was_running ? "runs again" : "is back (paused, as it was)");
+		/* Its migration is over by now: a second try may succeed. */
+		if (!restored)
+			restored = !restore_source(c);
+		/* Until its settings are back, --recover has work left. */
+		if (restored)
+			set_phase(c, VSM_PH_ROLLED_BACK);
+		if (resume_source(c)) {
+			note(c, "the source has all its RAM but does not run: run %s qemu-handoff --recover --journal %s",
+			     VSM_CMD_NAME, c->j.path);
+			return VSM_EXIT_LOST;
+		}
+		note(c, "the source VM %s with all its RAM%s",
+		     c->j.src_was_running ? "runs again" : "is back (paused, as it was)",
+		     restored ? "" : "; its migration settings were not restored: run --recover");
 	} else if (c->x.lost) {
 		note(c, "GUEST RAM NOT RETURNED: %llu bytes lost; the source stays stopped",
 		     (unsigned long long)c->x.lost);
@@ -1568,6 +1645,7 @@ static int recover(struct ctx *c)
 	char err[512];
 	struct vsm_victim *src = NULL, *dst = NULL;
 	int ret = VSM_EXIT_ROLLED_BACK;
+	bool restored;
 	long old_pidfd;
 
 	vsm_xfer_init(&c->x);
@@ -1690,7 +1768,7 @@ static int recover(struct ctx *c)
 	old_pidfd = c->x.src_pidfd;
 	c->x.src_pidfd = c->x.dst_pidfd = -1;
 	/* A guest stopped by this tool stays stopped when its migration ends. */
-	restore_source(c);
+	restored = !restore_source(c);
 	set_phase(c, VSM_PH_RETURN);
 	if (seize(c, c->src_pid, "source", &src))
 		return VSM_EXIT_LOST;
@@ -1712,11 +1790,16 @@ static int recover(struct ctx *c)
 		return cerr(c, "%llu bytes of guest RAM could not be returned",
 			    (unsigned long long)c->x.lost), ret;
 	quit_dest(c);
-	set_phase(c, VSM_PH_ROLLED_BACK);
-	if (c->j.src_was_running && vsm_qmp_run(c->src, "cont", NULL, QMP_MS))
-		note(c, "cont on the source failed: %s", vsm_qmp_error(c->src));
-	note(c, "recovered: the source VM has all its RAM back (%llu bytes returned)",
-	     (unsigned long long)c->x.returned_total);
+	if (!restored)
+		restored = !restore_source(c);
+	if (restored)
+		set_phase(c, VSM_PH_ROLLED_BACK);
+	if (resume_source(c))
+		return cerr(c, "the source has all its RAM back but does not run"),
+		       VSM_EXIT_LOST;
+	note(c, "recovered: the source VM has all its RAM back (%llu bytes returned)%s",
+	     (unsigned long long)c->x.returned_total,
+	     restored ? "" : "; its migration settings could not be restored (run --recover again)");
 	return VSM_EXIT_ROLLED_BACK;
 }
 
