@@ -62,6 +62,9 @@
 #define MIGRATE_MS	600000
 #define MBUF		(1 << 20)	/* one read of the migration stream */
 #define MIG_AHEAD	(512 << 10)	/* what QEMU may write before it blocks */
+#define TARGET_PAGE	4096
+#define PASS_LEFT_MAX	1024	/* pages of the first pass left at the stop */
+#define PASS_LEFT_GOAL	256
 
 struct opts {
 	const char *src_qmp, *dst_qmp, *dst_exec, *journal, *tmpdir;
@@ -95,7 +98,8 @@ struct ctx {
 	double mdeadline;
 	const char *precopy;	/* "off", "used", or "fallback" (race lost) */
 	uint64_t precopy_streamed, precopy_dropped;
-	double qmp_rtt;		/* ms, measured when precopy starts */
+	uint64_t pass_goal;	/* read the stream to this byte, then look again */
+	double per_recent;	/* bytes per record of the pass, lately */
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
 	double t0, t_precopy, t_stop, t_paused, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
@@ -942,22 +946,56 @@ static void mig_close(struct ctx *c)
 }
 
 /*
- * Whether the source's first pass is close enough to its end to stop the
- * guest: counted from the records read here, QEMU is further on by what
- * it wrote into the socket and its buffer (at most MIG_AHEAD bytes of
- * records of the size seen so far), and it goes on for the QMP round
- * trips until it is held (at the rate seen so far).  A margin of 256
- * pages on top; the check after the stop decides, this only makes losing
- * the race rare.
+ * Whether to look at where the source's first pass is (pass_hold()): once
+ * this tool has read to within what QEMU may have written ahead of it
+ * (MIG_AHEAD bytes of records of the size seen lately) of its end, or to
+ * the byte the last look set.
  */
-static bool pass_near_end(const struct ctx *c, const struct vsm_stream_stats *st,
-			  double rate)
+static bool pass_near_end(const struct ctx *c, const struct vsm_stream_stats *st)
 {
-	uint64_t per = st->pass_records >= 64 ? st->in_bytes / st->pass_records : 4104;
-	uint64_t margin = 256 + MIG_AHEAD / (per > 9 ? per : 9) +
-			  (uint64_t)(rate * 4 * (c->qmp_rtt + 0.1));
+	/*
+	 * Data pages until enough records were seen: low guest RAM is often
+	 * zero (below the guest's kernel), and a first look there would
+	 * send the whole pass through the slow rounds below.
+	 */
+	uint64_t per = st->pass_records < 1024 ? 4104 :
+		       c->per_recent > 9 ? (uint64_t)c->per_recent : 9;
 
-	return st->pass_pages && st->pass_records + margin >= st->pass_pages;
+	if (c->pass_goal)
+		return st->in_bytes >= c->pass_goal;
+	return st->pass_pages && st->pass_records + 256 + MIG_AHEAD / per >= st->pass_pages;
+}
+
+/*
+ * Hold the source's first pass and say how much of it is left: this tool
+ * stops reading, so QEMU blocks once the socket is full (up to 300 ms for
+ * that: its queue stops growing), and query-migrate's "remaining" (its
+ * dirty bitmap, exact: nothing syncs it during the pass) gives the pages
+ * it has not written yet.  While held, QEMU cannot reach its switch-over.
+ */
+static int pass_hold(struct ctx *c, long long *left)
+{
+	struct json_object *r, *ram, *v, *st;
+	int q, last = -1, same = 0;
+
+	for (int i = 0; i < 300 && same < 3; i++) {
+		if (ioctl(c->mfd, FIONREAD, &q))
+			return cerr(c, "FIONREAD on the migration stream: %s", strerror(errno));
+		same = q == last ? same + 1 : 0;
+		last = q;
+		usleep(1000);
+	}
+	r = vsm_qmp_exec(c->src, "query-migrate", NULL, QMP_MS);
+	if (!r)
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	*left = 0;
+	if (json_object_object_get_ex(r, "status", &st) &&
+	    !strcmp(json_object_get_string(st), "active") &&
+	    json_object_object_get_ex(r, "ram", &ram) &&
+	    json_object_object_get_ex(ram, "remaining", &v))
+		*left = json_object_get_int64(v) / TARGET_PAGE;
+	json_object_put(r);
+	return 0;
 }
 
 enum pump {
@@ -970,28 +1008,18 @@ enum pump {
 static int mig_pump(struct ctx *c, enum pump until)
 {
 	const struct vsm_stream_stats *st = vsm_stream_stats(c->fs);
-	double t0 = 0, rate = 0;	/* records per ms in the pass */
-	uint64_t r0 = 0;
+	uint64_t bytes = st->in_bytes, recs = st->pass_records;
 	char err[512], sbuf[64];
 
 	for (;;) {
 		struct pollfd p = { c->mfd, POLLIN, 0 };
 		int wait = (int)(c->mdeadline - now_ms());
+		size_t want;
 		ssize_t r;
 		int n;
 
-		if (until == PUMP_PASS) {
-			double t = now_ms();
-
-			if (!t0 && st->pass_records) {
-				t0 = t;
-				r0 = st->pass_records;
-			}
-			if (t0 && t > t0)
-				rate = (st->pass_records - r0) / (t - t0);
-			if (st->in_end || st->done || pass_near_end(c, st, rate))
-				return 0;
-		}
+		if (until == PUMP_PASS && (st->in_end || st->done || pass_near_end(c, st)))
+			return 0;
 		if (wait <= 0)
 			return cerr(c, "the migration did not complete within %d s",
 				    MIGRATE_MS / 1000);
@@ -1018,7 +1046,14 @@ static int mig_pump(struct ctx *c, enum pump until)
 		}
 		if (!n)
 			continue;
-		r = read(c->mfd, c->mbuf, MBUF);
+		/*
+		 * Near the end of the pass, read in small pieces and not past
+		 * the goal: what is read here is what QEMU may write next.
+		 */
+		want = MBUF;
+		if (until == PUMP_PASS)
+			want = c->pass_goal ? c->pass_goal - st->in_bytes : 64 << 10;
+		r = read(c->mfd, c->mbuf, want < MBUF ? want : MBUF);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -1031,6 +1066,20 @@ static int mig_pump(struct ctx *c, enum pump until)
 		}
 		if (vsm_stream_feed(c->fs, c->mbuf, r, err, sizeof(err)))
 			return cerr(c, "%s", err);
+		if (until == PUMP_PASS && st->pass_records > recs) {
+			/* The size of the records lately, for pass_near_end(). */
+			double per = (double)(st->in_bytes - bytes) / (st->pass_records - recs);
+
+			/*
+			 * Smoothed, but at once when a read was nearly all zero
+			 * records: QEMU is then far ahead of this tool.
+			 */
+			c->per_recent = c->per_recent ? (3 * c->per_recent + per) / 4 : per;
+			if (per < 64)
+				c->per_recent = per;
+		}
+		bytes = st->in_bytes;
+		recs = st->pass_records;
 	}
 }
 
@@ -1245,25 +1294,46 @@ static int resume_source(struct ctx *c)
 static int precopy(struct ctx *c)
 {
 	const struct vsm_stream_stats *st;
+	long long left = 0;
+	int looks = 0;
 	char sbuf[64];
 	char *rs;
 	bool won;
 
 	if (get_precopy_settings(c) || set_phase(c, VSM_PH_PRECOPY))
 		return -1;
-	for (int i = 0; i < 3; i++) {
-		/* The QMP round trip, for pass_near_end(): the best of three. */
-		double t = now_ms();
-
-		if (i ? set_downtime_limit(c->src, 0) : set_pause_cap(c->src, true))
-			return cerr(c, "source: %s", vsm_qmp_error(c->src));
-		if (!i || now_ms() - t < c->qmp_rtt)
-			c->qmp_rtt = now_ms() - t;
-	}
+	if (set_pause_cap(c->src, true) || set_downtime_limit(c->src, 0))
+		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	c->t_precopy = now_ms();
-	if (mig_start(c, true) || failpoint(c, "precopy") || mig_pump(c, PUMP_PASS))
+	if (mig_start(c, true) || failpoint(c, "precopy"))
 		return -1;
 	st = vsm_stream_stats(c->fs);
+	/*
+	 * Read on to near the end of the pass, hold it, look how much is
+	 * left, and read on again until QEMU is held within PASS_LEFT_MAX
+	 * pages of the end (a few rounds: what QEMU writes ahead of this
+	 * tool's reading differs with the size of its records).
+	 */
+	c->pass_goal = 0;
+	for (int round = 0; ; round++) {
+		if (mig_pump(c, PUMP_PASS))
+			return -1;
+		if (st->in_end || st->done)
+			break;
+		if (pass_hold(c, &left))
+			return -1;
+		looks = round + 1;
+		if (left <= PASS_LEFT_MAX || round == 64)
+			break;
+		/*
+		 * QEMU writes as many bytes as this tool reads: allow it no more
+		 * than the pages left, less PASS_LEFT_GOAL, would take as zero
+		 * records (9 bytes, its smallest), so that it stays held short
+		 * of its switch-over whatever the pages ahead hold.  Data pages
+		 * ahead make this slow (many rounds, with the guest running).
+		 */
+		c->pass_goal = st->in_bytes + (uint64_t)(left - PASS_LEFT_GOAL) * 9;
+	}
 	/* For the tests: let QEMU reach its switch-over first. */
 	if (failpoint(c, "lose-race")) {
 		c->err[0] = 0;
@@ -1271,26 +1341,22 @@ static int precopy(struct ctx *c)
 			return -1;
 	}
 	/*
-	 * Hold QEMU at about one page per 100 ms window (its rate limit is
-	 * checked after every page) while the guest is stopped, so that
-	 * the pages left cannot run out under the stop; the check below
-	 * decides, this only makes losing rare.
+	 * QEMU is held (this tool does not read) with pages left: it cannot
+	 * begin its completion under the stop.  The check below decides.
 	 */
-	if (set_bandwidth(c->src, 1000) || set_phase(c, VSM_PH_STOPPED))
-		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	if (set_phase(c, VSM_PH_STOPPED))
+		return -1;
 	c->t_stop = now_ms();
 	if (vsm_qmp_run(c->src, "stop", NULL, QMP_MS))
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	rs = vsm_qmp_status(c->src, QMP_MS);
-	if (!rs || set_bandwidth(c->src, 1LL << 40)) {
-		free(rs);
+	if (!rs)
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
-	}
 	won = !strcmp(rs, "paused");
 	free(rs);
 	if (!c->o.quiet)
-		note(c, "precopy: guest stopped at page %llu of %llu of QEMU's first pass (%s)",
-		     (unsigned long long)st->pass_records, (unsigned long long)st->pass_pages,
+		note(c, "precopy: guest stopped with %lld of %llu pages of QEMU's first pass left, after %d look(s) (%s)",
+		     left, (unsigned long long)st->pass_pages, looks,
 		     won ? "before its switch-over" : "too late: QEMU had stopped it");
 	if (failpoint(c, "stopped") || mig_pump(c, PUMP_PAUSED))
 		return -1;
