@@ -10,7 +10,10 @@
  *   BAD <addr> <got> <want>    a word that changed (then it stops checking)
  *
  * Kernel command line (-append): "idle" fills once and then halts in a
- * loop without checking (for benchmarks); "mib=N" limits the filled size.
+ * loop without checking (for benchmarks); "mib=N" limits the filled size;
+ * "churn" rewrites every word after checking it, with the next round's
+ * key, so that every page changes all the time (a page a migration sent
+ * early is stale soon after).
  */
 #include <stdint.h>
 
@@ -75,13 +78,15 @@ static void putx(uint32_t v)
 		putc("0123456789abcdef"[(v >> i) & 15]);
 }
 
-/* What the word at @a holds: distinct for every address. */
-static inline uint32_t pattern(uint32_t a)
+/* What the word at @a holds: distinct for every address (and key). */
+static inline uint32_t pattern(uint32_t a, uint32_t key)
 {
 	uint32_t x = a * 2654435761u;
 
-	return x ^ (x >> 15) ^ 0x5eed0000u;
+	return (x ^ (x >> 15) ^ 0x5eed0000u) ^ key;
 }
+
+#define KEY_STEP	0x9e3779b9u
 
 static int has_word(const char *s, const char *w)
 {
@@ -114,7 +119,8 @@ void vsm_main(uint32_t magic, const struct mb_info *mb)
 {
 	const char *cmd = (mb->flags & 4) ? (const char *)mb->cmdline : "";
 	uint32_t top = (1u << 20) + mb->mem_upper * 1024u;
-	uint32_t lim = mib_arg(cmd), round = 0;
+	uint32_t lim = mib_arg(cmd), round = 0, key = 0;
+	int churn = has_word(cmd, "churn");
 	volatile uint32_t *p;
 
 	(void)magic;
@@ -125,14 +131,14 @@ void vsm_main(uint32_t magic, const struct mb_info *mb)
 	putu((top - FILL_START) >> 20);
 	puts(" MiB\n");
 	for (p = (uint32_t *)FILL_START; (uint32_t)p < top; p++)
-		*p = pattern((uint32_t)p);
+		*p = pattern((uint32_t)p, 0);
 	puts("vsm-guest filled\n");
 	if (has_word(cmd, "idle"))
 		for (;;)
 			__asm__ volatile("hlt");
 	for (;;) {
 		for (p = (uint32_t *)FILL_START; (uint32_t)p < top; p++) {
-			uint32_t want = pattern((uint32_t)p);
+			uint32_t want = pattern((uint32_t)p, key);
 
 			if (*p != want) {
 				puts("BAD ");
@@ -145,7 +151,11 @@ void vsm_main(uint32_t magic, const struct mb_info *mb)
 				for (;;)
 					__asm__ volatile("cli; hlt");
 			}
+			if (churn)
+				*p = want ^ key ^ (key + KEY_STEP);
 		}
+		if (churn)
+			key += KEY_STEP;
 		puts("ok ");
 		putu(++round);
 		puts(" ");

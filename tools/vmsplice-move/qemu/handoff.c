@@ -100,6 +100,7 @@ struct ctx {
 	uint64_t precopy_streamed, precopy_dropped;
 	uint64_t pass_goal;	/* read the stream to this byte, then look again */
 	double per_recent;	/* bytes per record of the pass, lately */
+	double fallback_pause;	/* ms the guest stood still in a lost race */
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
 	double t0, t_precopy, t_stop, t_paused, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
@@ -1380,6 +1381,8 @@ static int precopy(struct ctx *c)
 	if (resume_source(c))
 		return cerr(c, "the source did not resume after its migration was cancelled (%s)",
 			    mig_status_name(c, sbuf, sizeof(sbuf)) ?: "?");
+	/* The guest stood still from about our stop until now: say so. */
+	c->fallback_pause = now_ms() - c->t_stop;
 	return set_phase(c, VSM_PH_PREFLIGHT) ? -1 : 1;
 }
 
@@ -1391,8 +1394,12 @@ static int precopy_finish(struct ctx *c)
 	json_object_object_add(a, "state", json_object_new_string("pre-switchover"));
 	if (vsm_qmp_run(c->src, "migrate-continue", a, QMP_MS))
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
+	/* The completion gets its own time: the pass had the first. */
+	c->mdeadline = now_ms() + MIGRATE_MS;
 	if (mig_pump(c, PUMP_EOF) || mig_finish(c))
 		return -1;
+	/* The last records of the pass may have been read after the pause. */
+	c->precopy_dropped = c->sst.precopy_dropped;
 	/* Completed: its settings can go back (the migration is not active). */
 	if (set_pause_cap(c->src, c->j.old_pause) ||
 	    set_downtime_limit(c->src, c->j.old_downtime))
@@ -1909,6 +1916,8 @@ static void report(struct ctx *c, int status)
 		json_object_object_add(o, "dest_stream_bytes", json_object_new_int64(c->stream_len));
 		json_object_object_add(o, "precopy", json_object_new_string(c->precopy));
 		json_object_object_add(o, "precopy_streamed_bytes", json_object_new_int64(c->precopy_streamed));
+		json_object_object_add(o, "precopy_fallback_pause_ms",
+				       json_object_new_double(c->fallback_pause));
 		json_object_object_add(o, "precopy_dropped_bytes",
 				       json_object_new_int64(c->precopy_dropped * 4096));
 		json_object_object_add(o, "small_blocks_bytes", json_object_new_int64(c->copied_blocks_bytes));
@@ -1964,6 +1973,9 @@ static void report(struct ctx *c, int status)
 		       "race lost, handed over stop-first",
 		       c->t_stop - c->t_precopy, c->precopy_streamed / MIB,
 		       c->precopy_dropped * 4096 / MIB);
+	if (c->fallback_pause > 0)
+		printf("              the lost race stopped the guest for %.1f ms before the downtime above\n",
+		       c->fallback_pause);
 	if (counters)
 		printf("pages         %8.1f MiB given: %.1f MiB moved, %.1f MiB zero, %.1f MiB copied (kernel counters, system-wide)\n",
 		       c->x.given_total / MIB, moved / MIB, zero / MIB, copied / MIB);
