@@ -1982,8 +1982,8 @@ static void report(struct ctx *c, int status)
 	else
 		printf("pages         %8.1f MiB given, all copied (no vmsplice move counters)\n",
 		       c->x.given_total / MIB);
-	printf("QEMU stream   %8.1f MiB (device state, small blocks, zero-page records)\n",
-	       c->stream_bytes / MIB);
+	printf("QEMU stream   %8.1f MiB written by the source, %.1f MiB of it sent on to the destination (device state, small blocks)\n",
+	       c->stream_bytes / MIB, c->stream_len / MIB);
 	printf("peak memory   %8.1f MiB (source + destination + tool RSS + pipes) = %.1f MiB of QEMU overhead + %.2f x guest RAM\n",
 	       c->peak_mem / MIB, c->overhead / MIB,
 	       c->guest_ram && c->peak_mem > c->overhead ?
