@@ -138,6 +138,7 @@ FIXTURE(vm) {
 	long long downtime0, bandwidth0;
 	const char *append;	/* the guest's command line, if any */
 	int mib;		/* its RAM, if not GUEST_MIB */
+	int filled;		/* MiB it wrote, if not all of it */
 };
 
 /*
@@ -513,8 +514,7 @@ static void handoff(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 	struct json_object *o, *v, *pc;
 	bool moves = kernel_unmaps();
 	/* What the guest wrote: all of its RAM, or what mib= said. */
-	long long filled = (long long)(self->append && strstr(self->append, "mib=4") ?
-				       4 : GUEST_MIB) << 20;
+	long long filled = (long long)(self->filled ?: GUEST_MIB) << 20;
 	int rc;
 
 	/* In the patched VM the move path is the point: no silent copy. */
@@ -533,8 +533,12 @@ static void handoff(struct __test_metadata *_metadata, FIXTURE_DATA(vm) *self,
 	 * Precopy: QEMU streamed the guest's pages while it ran, and the tool
 	 * dropped every one (the guest wrote all of them: data, not zero).
 	 */
-	if (!strcmp(precopy, "used"))
+	if (!strcmp(precopy, "used")) {
 		EXPECT_GE(jget(o, "precopy_dropped_bytes"), filled - (1 << 20));
+		/* Stopped near the end of QEMU's pass, not anywhere. */
+		EXPECT_LE(jget(o, "precopy_left_pages"), 1024);
+		EXPECT_GE(jget(o, "precopy_left_pages"), 0);
+	}
 	/* No guest page reached the destination through QEMU's stream. */
 	EXPECT_GT(jget(o, "dest_stream_bytes"), 0);
 	EXPECT_LT(jget(o, "dest_stream_bytes"), 4LL << 20);
@@ -597,15 +601,17 @@ TEST_F_TIMEOUT(vm, handoff_churn, 600)
 }
 
 /*
- * A 256 MiB guest that wrote only its first 4 MiB: the pass ends in 63,000
- * zero pages, 9-byte records, some 25,000 of which fit in the socket ahead
- * of the tool's reading.  The tool must still stop the guest before QEMU's
- * switch-over (it holds the pass and lets QEMU on by the bytes that many
- * zero records would take).
+ * A 256 MiB guest that wrote only its first 4 MiB: its RAM block ends in
+ * 63,000 zero pages, 9-byte records, some 25,000 of which fit in the
+ * socket ahead of the tool's reading (the pass then has the ROMs' few
+ * hundred data pages).  The tool must still stop the guest near the end
+ * of QEMU's pass and before its switch-over (it holds the pass and lets
+ * QEMU on by the bytes that many zero records would take).
  */
 TEST_F_TIMEOUT(vm, handoff_zero_tail, 600)
 {
 	restart_guest(_metadata, self, "mib=4", 256);
+	self->filled = 4;
 	handoff(_metadata, self, "", "", "used");
 }
 
@@ -635,6 +641,23 @@ TEST_F_TIMEOUT(vm, precopy_race_lost_then_fail_given, 600)
 {
 	fail_at(_metadata, self, "lose-race=fail,given=fail,return=delay", 3);
 }
+/*
+ * The RAM is back but the source's migration settings cannot be put
+ * back (twice): the journal must then leave --recover only that and the
+ * resume to do, not the pipes the rollback already closed in QEMU.
+ */
+TEST_F_TIMEOUT(vm, fail_given_restore_fails_then_recover, 600)
+{
+	static char out[16384];
+	int rc = run_tool(self, "given=fail,restore:1=fail,restore:2=fail", false, "",
+			  out, sizeof(out), NULL);
+
+	EXPECT_EQ(3, rc) TH_LOG("tool output %s\nstderr: %s", out, tool_err(self));
+	rc = run_tool(self, "", true, NULL, out, sizeof(out), NULL);
+	EXPECT_EQ(3, rc) TH_LOG("recover: %s\nstderr: %s", out, tool_err(self));
+	source_runs_on(_metadata, self, true);
+}
+
 /* The same window, the race won: the guest stays stopped. */
 TEST_F_TIMEOUT(vm, fail_given_slow_return, 600)
 {

@@ -101,6 +101,7 @@ struct ctx {
 	uint64_t pass_goal;	/* read the stream to this byte, then look again */
 	double per_recent;	/* bytes per record of the pass, lately */
 	double fallback_pause;	/* ms the guest stood still in a lost race */
+	long long pass_left;	/* pages of the pass left when it stopped */
 	bool own_tmpdir;
 	/* times (ms, CLOCK_MONOTONIC) */
 	double t0, t_precopy, t_stop, t_paused, t_verified, t_given, t_migrated, t_moved, t_taken, t_loaded, t_cont, t_end;
@@ -617,12 +618,14 @@ static int check_migration_caps(struct ctx *c)
 	 * (compress, xbzrle, block), a return path that waits for the
 	 * destination's answer (return-path: the completion would hang with
 	 * the RAM given), a pause this tool sets itself and does not expect
-	 * stop-first (pause-before-switchover).
+	 * stop-first (pause-before-switchover; left on after a failed
+	 * restore, --recover turns it off), other iterative sections
+	 * (dirty-bitmaps).
 	 */
 	static const char *const refused[] = { "postcopy-ram", "x-colo",
 		"background-snapshot", "release-ram", "x-ignore-shared",
 		"multifd", "compress", "xbzrle", "block", "return-path",
-		"pause-before-switchover", NULL };
+		"pause-before-switchover", "dirty-bitmaps", NULL };
 	struct json_object *r = vsm_qmp_exec(c->src, "query-migrate-capabilities",
 					     NULL, QMP_MS);
 
@@ -971,8 +974,12 @@ static bool pass_near_end(const struct ctx *c, const struct vsm_stream_stats *st
  * Hold the source's first pass and say how much of it is left: this tool
  * stops reading, so QEMU blocks once the socket is full (up to 300 ms for
  * that: its queue stops growing), and query-migrate's "remaining" (its
- * dirty bitmap, exact: nothing syncs it during the pass) gives the pages
- * it has not written yet.  While held, QEMU cannot reach its switch-over.
+ * dirty bitmap: nothing syncs it during the pass) gives the pages it has
+ * not processed yet (a processed one may still sit in its 32 KiB buffer).
+ * While blocked, QEMU cannot reach its switch-over: each iteration ends
+ * with a blocking flush.  A stable queue does not prove it is blocked,
+ * and a woken writer may write some 200 KB more than was read: this
+ * makes losing the race rare, the "paused" check decides.
  */
 static int pass_hold(struct ctx *c, long long *left)
 {
@@ -1048,8 +1055,8 @@ static int mig_pump(struct ctx *c, enum pump until)
 		if (!n)
 			continue;
 		/*
-		 * Near the end of the pass, read in small pieces and not past
-		 * the goal: what is read here is what QEMU may write next.
+		 * In the pass, read in small pieces and not past the goal:
+		 * what is read here is what QEMU may write next.
 		 */
 		want = MBUF;
 		if (until == PUMP_PASS)
@@ -1207,13 +1214,25 @@ static int restore_source(struct ctx *c)
 		return note(c, "source: %s", vsm_qmp_error(c->src)), -1;
 	if (mig_running(sbuf)) {
 		vsm_qmp_run(c->src, "migrate_cancel", NULL, QMP_MS);
-		for (int i = 0; i < 10000 && (live = mig_running(sbuf)); i++) {
+		for (int i = 0; i < 10000 && mig_running(sbuf); i++) {
 			usleep(1000);
 			if (!mig_status_name(c, sbuf, sizeof(sbuf)))
 				return note(c, "source: %s", vsm_qmp_error(c->src)), -1;
 		}
+		live = mig_running(sbuf);
 		if (live)
 			return note(c, "the source's migration is still %s after migrate_cancel", sbuf), -1;
+	}
+	{
+		char why[sizeof(c->err)];
+
+		/* For the tests; the error being rolled back stays the error. */
+		snprintf(why, sizeof(why), "%s", c->err);
+		if (failpoint(c, "restore")) {
+			note(c, "%s", c->err);
+			snprintf(c->err, sizeof(c->err), "%s", why);
+			return -1;
+		}
 	}
 	if ((c->j.old_bandwidth >= 0 && set_bandwidth(c->src, c->j.old_bandwidth)) ||
 	    (c->j.old_downtime >= 0 && set_downtime_limit(c->src, c->j.old_downtime)) ||
@@ -1327,11 +1346,13 @@ static int precopy(struct ctx *c)
 		if (left <= PASS_LEFT_MAX || round == 64)
 			break;
 		/*
-		 * QEMU writes as many bytes as this tool reads: allow it no more
-		 * than the pages left, less PASS_LEFT_GOAL, would take as zero
-		 * records (9 bytes, its smallest), so that it stays held short
-		 * of its switch-over whatever the pages ahead hold.  Data pages
-		 * ahead make this slow (many rounds, with the guest running).
+		 * QEMU writes about as many bytes as this tool reads (a woken
+		 * writer may write a socket buffer more): allow it no more than
+		 * the pages left, less PASS_LEFT_GOAL, would take as zero
+		 * records (9 bytes, its smallest), so that it stays short of
+		 * its switch-over whatever the pages ahead hold, as far as the
+		 * socket lets this tool decide.  Data pages ahead make this
+		 * slow (many rounds, with the guest running; 64 at most).
 		 */
 		c->pass_goal = st->in_bytes + (uint64_t)(left - PASS_LEFT_GOAL) * 9;
 	}
@@ -1355,6 +1376,7 @@ static int precopy(struct ctx *c)
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	won = !strcmp(rs, "paused");
 	free(rs);
+	c->pass_left = left;
 	if (!c->o.quiet)
 		note(c, "precopy: guest stopped with %lld of %llu pages of QEMU's first pass left, after %d look(s) (%s)",
 		     left, (unsigned long long)st->pass_pages, looks,
@@ -1547,17 +1569,21 @@ static int rollback(struct ctx *c)
 	}
 	quit_dest(c);
 	if (ret == VSM_EXIT_ROLLED_BACK) {
-		/* Its migration is over by now: a second try may succeed. */
-		if (!restored)
+		/*
+		 * All RAM is the source's again (the pipes it held are
+		 * closed): what is left for --recover is its settings and
+		 * resuming it, never the ledger.
+		 */
+		set_phase(c, VSM_PH_RETURNED);
+		if (!restored)	/* its migration is over by now */
 			restored = !restore_source(c);
-		/* Until its settings are back, --recover has work left. */
-		if (restored)
-			set_phase(c, VSM_PH_ROLLED_BACK);
 		if (resume_source(c)) {
 			note(c, "the source has all its RAM but does not run: run %s qemu-handoff --recover --journal %s",
 			     VSM_CMD_NAME, c->j.path);
 			return VSM_EXIT_LOST;
 		}
+		if (restored)
+			set_phase(c, VSM_PH_ROLLED_BACK);
 		note(c, "the source VM %s with all its RAM%s",
 		     c->j.src_was_running ? "runs again" : "is back (paused, as it was)",
 		     restored ? "" : "; its migration settings were not restored: run --recover");
@@ -1741,6 +1767,18 @@ static int recover(struct ctx *c)
 	c->src = vsm_qmp_open(c->j.src_qmp, QMP_MS, err, sizeof(err));
 	if (!c->src)
 		return cerr(c, "source: %s", err), VSM_EXIT_ERROR;
+	if (c->j.phase == VSM_PH_RETURNED) {
+		/* The RAM is back; the pipes are gone: settings and resume. */
+		if (restore_source(c))
+			return cerr(c, "could not restore the source's migration settings"),
+			       VSM_EXIT_LOST;
+		if (resume_source(c))
+			return cerr(c, "the source has all its RAM back but does not run"),
+			       VSM_EXIT_LOST;
+		set_phase(c, VSM_PH_ROLLED_BACK);
+		note(c, "recovered: the source VM has all its RAM and its settings back");
+		return VSM_EXIT_ROLLED_BACK;
+	}
 	if (proc_alive(c->dst_pid, c->j.dst_start))
 		c->dst = vsm_qmp_open(c->j.dst_qmp, QMP_MS, err, sizeof(err));
 	if (c->j.phase == VSM_PH_COMMITTED) {
@@ -1863,13 +1901,14 @@ static int recover(struct ctx *c)
 		return cerr(c, "%llu bytes of guest RAM could not be returned",
 			    (unsigned long long)c->x.lost), ret;
 	quit_dest(c);
+	set_phase(c, VSM_PH_RETURNED);
 	if (!restored)
 		restored = !restore_source(c);
-	if (restored)
-		set_phase(c, VSM_PH_ROLLED_BACK);
 	if (resume_source(c))
 		return cerr(c, "the source has all its RAM back but does not run"),
 		       VSM_EXIT_LOST;
+	if (restored)
+		set_phase(c, VSM_PH_ROLLED_BACK);
 	note(c, "recovered: the source VM has all its RAM back (%llu bytes returned)%s",
 	     (unsigned long long)c->x.returned_total,
 	     restored ? "" : "; its migration settings could not be restored (run --recover again)");
@@ -1918,6 +1957,7 @@ static void report(struct ctx *c, int status)
 		json_object_object_add(o, "precopy_streamed_bytes", json_object_new_int64(c->precopy_streamed));
 		json_object_object_add(o, "precopy_fallback_pause_ms",
 				       json_object_new_double(c->fallback_pause));
+		json_object_object_add(o, "precopy_left_pages", json_object_new_int64(c->pass_left));
 		json_object_object_add(o, "precopy_dropped_bytes",
 				       json_object_new_int64(c->precopy_dropped * 4096));
 		json_object_object_add(o, "small_blocks_bytes", json_object_new_int64(c->copied_blocks_bytes));
@@ -2024,7 +2064,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 handed over; 1 failed before anything was touched (the\n"
 	      "source runs on); 2 usage; 3 failed midway, the source resumed with all\n"
-	      "its RAM; 4 failed and guest RAM could not be returned (see the message);\n"
+	      "its RAM; 4 failed and the source is left stopped: guest RAM not returned,\n"
+	      "or back but not resumed (see the message);\n"
 	      "5 refused by this system (ptrace policy, QEMU version, fd or memory\n"
 	      "limits), nothing touched.  See vmsplice-move(1).\n", f);
 }

@@ -18,7 +18,8 @@ enum {
 	VSM_EXIT_ERROR = 1,	/* failed before anything was touched */
 	VSM_EXIT_USAGE = 2,
 	VSM_EXIT_ROLLED_BACK = 3, /* failed midway; source resumed with its RAM */
-	VSM_EXIT_LOST = 4,	/* failed and guest RAM could not be returned */
+	VSM_EXIT_LOST = 4,	/* failed, the source left stopped: guest RAM
+				 * not returned, or back but not resumed */
 	VSM_EXIT_ENV = 5,	/* refused: this system cannot (ptrace policy,
 				 * QEMU version, fd or memory limits) */
 };

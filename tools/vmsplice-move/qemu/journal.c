@@ -25,6 +25,7 @@ static const char *const phase_names[] = {
 	[VSM_PH_COMMITTED] = "committed",
 	[VSM_PH_DONE] = "done",
 	[VSM_PH_RETURN] = "return",
+	[VSM_PH_RETURNED] = "returned",
 	[VSM_PH_ROLLED_BACK] = "rolled-back",
 };
 

@@ -29,6 +29,7 @@ enum vsm_phase {
 	VSM_PH_COMMITTED,	/* destination runs: no way back */
 	VSM_PH_DONE,		/* source gone */
 	VSM_PH_RETURN,		/* pages flow back into the source */
+	VSM_PH_RETURNED,	/* all back; its settings, resume pending */
 	VSM_PH_ROLLED_BACK,	/* source has its RAM again */
 };
 
