@@ -685,6 +685,61 @@ TEST_F_TIMEOUT(vm, no_backup_dest_dies_is_reported, 600)
 	EXPECT_EQ(0, kill(self->src, 0));
 }
 
+/*
+ * One QMP command on the source (the tool not connected); 0 if QEMU
+ * answered "return".
+ */
+static int source_qmp(const char *qmp, const char *cmd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", qmp);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	f = fdopen(fd, "r+");
+	if (getline(&line, &cap, f) > 0) {
+		fputs("{\"execute\":\"qmp_capabilities\"}\n", f);
+		fputs(cmd, f);
+		fputc('\n', f);
+		fflush(f);
+		for (int answers = 0; answers < 2 && getline(&line, &cap, f) > 0;) {
+			if (strstr(line, "\"return\"") || strstr(line, "\"error\""))
+				ret = ++answers == 2 && strstr(line, "\"return\"") ? 0 : ret;
+		}
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * A migration capability that would make the hand-off hang or fail late
+ * (return-path: QEMU's completion waits for the destination's answer,
+ * with the RAM given): refused before anything is touched.
+ */
+TEST_F_TIMEOUT(vm, refused_capability, 600)
+{
+	static char out[16384];
+
+	ASSERT_EQ(0, source_qmp(self->sqmp, "{\"execute\":\"migrate-set-capabilities\","
+				"\"arguments\":{\"capabilities\":[{\"capability\":"
+				"\"return-path\",\"state\":true}]}}"));
+	EXPECT_EQ(1, run_tool(self, "", false, "", out, sizeof(out), NULL));
+	EXPECT_NE(NULL, strstr(tool_err(self), "return-path")) TH_LOG("%s", tool_err(self));
+	EXPECT_NE(NULL, strstr(tool_err(self), "nothing was changed")) TH_LOG("%s", tool_err(self));
+	ASSERT_EQ(0, source_qmp(self->sqmp, "{\"execute\":\"migrate-set-capabilities\","
+				"\"arguments\":{\"capabilities\":[{\"capability\":"
+				"\"return-path\",\"state\":false}]}}"));
+	source_runs_on(_metadata, self, false);
+}
+
 /* The destination is gone before we start: a plain error, nothing touched. */
 TEST_F_TIMEOUT(vm, dest_gone_before, 600)
 {
