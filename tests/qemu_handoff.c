@@ -142,6 +142,63 @@ FIXTURE(vm) {
 };
 
 /*
+ * Run @cmd (one JSON line) over @f: QEMU's answer (json_object_put() it)
+ * with *@ret its "return" member, or NULL for an error answer or the end
+ * of the connection.  Events on the way are skipped.
+ */
+static struct json_object *qmp_call(FILE *f, const char *cmd, struct json_object **ret)
+{
+	struct json_object *o = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+
+	fprintf(f, "%s\n", cmd);
+	fflush(f);
+	while (getline(&line, &cap, f) > 0) {
+		o = json_tokener_parse(line);
+		if (o && json_object_object_get_ex(o, "return", ret))
+			break;
+		if (o && json_object_object_get_ex(o, "error", NULL)) {
+			json_object_put(o);
+			o = NULL;
+			break;
+		}
+		json_object_put(o);
+		o = NULL;
+	}
+	free(line);
+	return o;
+}
+
+/* A QMP connection to the socket at @path, capabilities negotiated, or NULL. */
+static FILE *qmp_open(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct json_object *o = NULL, *r;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	f = fdopen(fd, "r+");
+	if (getline(&line, &cap, f) > 0)	/* the greeting */
+		o = qmp_call(f, "{\"execute\":\"qmp_capabilities\"}", &r);
+	free(line);
+	if (!o) {
+		fclose(f);
+		return NULL;
+	}
+	json_object_put(o);
+	return f;
+}
+
+/*
  * The migration settings the tool changes on the source for precopy
  * (pause-before-switchover, downtime-limit, max-bandwidth), read over the
  * source's QMP socket (free: the tool has exited).  0, or -1.
@@ -149,72 +206,40 @@ FIXTURE(vm) {
 static int source_settings(const char *qmp, int *pause, long long *downtime,
 			   long long *bandwidth, bool set)
 {
+	FILE *f = qmp_open(qmp);
+	struct json_object *o = NULL, *r, *v;
+
+	*pause = -1;
+	*downtime = *bandwidth = -1;
+	if (!f)
+		return -1;
 	/*
 	 * @set: first give them values other than QEMU's defaults, so that
 	 * a tool that "restores" the defaults is caught.
 	 */
-	const char *const cmds[] = {
-		"{\"execute\":\"qmp_capabilities\"}\n",
-		set ? "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
-		      "{\"downtime-limit\":250,\"max-bandwidth\":67108864}}\n" :
-		      "{\"execute\":\"query-status\"}\n",
-		"{\"execute\":\"query-migrate-capabilities\"}\n",
-		"{\"execute\":\"query-migrate-parameters\"}\n",
-	};
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", qmp);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	f = fdopen(fd, "r+");
-	*pause = -1;
-	*downtime = *bandwidth = -1;
-	if (getline(&line, &cap, f) <= 0)	/* the greeting */
+	if (set && !(o = qmp_call(f, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+				  "{\"downtime-limit\":250,\"max-bandwidth\":67108864}}", &r)))
 		goto out;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		struct json_object *o = NULL, *r, *v;
+	json_object_put(o);
+	o = qmp_call(f, "{\"execute\":\"query-migrate-capabilities\"}", &r);
+	for (size_t k = 0; o && k < json_object_array_length(r); k++) {
+		struct json_object *e = json_object_array_get_idx(r, k), *n;
 
-		fputs(cmds[i], f);
-		fflush(f);
-		/* Skip events; the answer has "return". */
-		while (getline(&line, &cap, f) > 0) {
-			o = json_tokener_parse(line);
-			if (o && json_object_object_get_ex(o, "return", &r))
-				break;
-			json_object_put(o);
-			o = NULL;
-		}
-		if (!o)
-			goto out;
-		if (i == 2) {
-			for (size_t k = 0; k < json_object_array_length(r); k++) {
-				struct json_object *e = json_object_array_get_idx(r, k), *n;
-
-				if (json_object_object_get_ex(e, "capability", &n) &&
-				    !strcmp(json_object_get_string(n), "pause-before-switchover") &&
-				    json_object_object_get_ex(e, "state", &v))
-					*pause = json_object_get_boolean(v);
-			}
-		} else if (i == 3) {
-			if (json_object_object_get_ex(r, "downtime-limit", &v))
-				*downtime = json_object_get_int64(v);
-			if (json_object_object_get_ex(r, "max-bandwidth", &v))
-				*bandwidth = json_object_get_int64(v);
-		}
-		json_object_put(o);
+		if (json_object_object_get_ex(e, "capability", &n) &&
+		    !strcmp(json_object_get_string(n), "pause-before-switchover") &&
+		    json_object_object_get_ex(e, "state", &v))
+			*pause = json_object_get_boolean(v);
 	}
-	ret = *pause >= 0 && *downtime >= 0 && *bandwidth >= 0 ? 0 : -1;
+	json_object_put(o);
+	o = qmp_call(f, "{\"execute\":\"query-migrate-parameters\"}", &r);
+	if (o && json_object_object_get_ex(r, "downtime-limit", &v))
+		*downtime = json_object_get_int64(v);
+	if (o && json_object_object_get_ex(r, "max-bandwidth", &v))
+		*bandwidth = json_object_get_int64(v);
+	json_object_put(o);
 out:
-	free(line);
 	fclose(f);
-	return ret;
+	return *pause >= 0 && *downtime >= 0 && *bandwidth >= 0 ? 0 : -1;
 }
 
 static pid_t start_qemu(FIXTURE_DATA(vm) *self, bool dest)
@@ -691,32 +716,15 @@ TEST_F_TIMEOUT(vm, no_backup_dest_dies_is_reported, 600)
  */
 static int source_qmp(const char *qmp, const char *cmd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = -1;
-	char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
+	FILE *f = qmp_open(qmp);
+	struct json_object *o, *r;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", qmp);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		if (fd >= 0)
-			close(fd);
+	if (!f)
 		return -1;
-	}
-	f = fdopen(fd, "r+");
-	if (getline(&line, &cap, f) > 0) {
-		fputs("{\"execute\":\"qmp_capabilities\"}\n", f);
-		fputs(cmd, f);
-		fputc('\n', f);
-		fflush(f);
-		for (int answers = 0; answers < 2 && getline(&line, &cap, f) > 0;) {
-			if (strstr(line, "\"return\"") || strstr(line, "\"error\""))
-				ret = ++answers == 2 && strstr(line, "\"return\"") ? 0 : ret;
-		}
-	}
-	free(line);
+	o = qmp_call(f, cmd, &r);
+	json_object_put(o);
 	fclose(f);
-	return ret;
+	return o ? 0 : -1;
 }
 
 /*
