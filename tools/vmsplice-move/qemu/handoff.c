@@ -919,7 +919,9 @@ static int mig_start(struct ctx *c, bool precopy)
 	 * pages are dropped as they arrive (none is kept), so the cap would
 	 * only make the guest wait longer for its switch-over.
 	 */
-	if (set_phase(c, c->j.phase) || set_bandwidth(c->src, 1LL << 40))
+	if (set_phase(c, c->j.phase))	/* journals the old bandwidth first */
+		return -1;
+	if (set_bandwidth(c->src, 1LL << 40))
 		return cerr(c, "source: %s", vsm_qmp_error(c->src));
 	snprintf(uri, sizeof(uri), "unix:%s", c->srcsock);
 	a = json_object_new_object();
