@@ -250,6 +250,7 @@ static pmd_t *vmsplice_gift_pmd(struct mm_struct *mm, unsigned long addr,
 {
 	struct vm_area_struct *vma = vma_lookup(mm, addr);
 
+	*vmap = NULL;
 	if (!vma || !vma_is_anonymous(vma) ||
 	    addr + HPAGE_PMD_SIZE > vma->vm_end)
 		return NULL;
@@ -257,17 +258,25 @@ static pmd_t *vmsplice_gift_pmd(struct mm_struct *mm, unsigned long addr,
 	return mm_find_pmd(mm, addr);
 }
 
-/* Whether @pmdval maps @folio, whole. */
+/*
+ * Whether @pmdval maps @folio, whole.  pmd_present() first: a PMD
+ * migration entry is not pmd_trans_huge() on the architectures that have
+ * them, but this is also read without the PMD lock, and zap_huge_pmd()
+ * tests it too.
+ */
 static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
 {
-	return pmd_trans_huge(pmdval) && pmd_page(pmdval) == &folio->page;
+	return pmd_present(pmdval) && pmd_trans_huge(pmdval) &&
+	       pmd_page(pmdval) == &folio->page;
 }
 
 /*
  * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
- * that mapped it, as zap_huge_pmd() does (the TLB flush and the PMD's
- * folio reference left to @tlb, for all of them at once), if that PMD
- * still maps it.  Not left to the zap that follows so that the check and
+ * that mapped it, as zap_huge_pmd() does (the PMD's folio reference left
+ * to @tlb, dropped when the gather finishes; the TLB flush too, for all of
+ * them at once where the architecture merges VMAs in a gather, else once
+ * per THP at tlb_end_vma()), if that PMD still maps it.  Not left to the
+ * zap that follows so that the check and
  * the unmap happen under one PMD lock, which tells the taker something: no
  * tail page of an anonymous THP mapped by a PMD carries PageAnonExclusive.
  * Only PTE-level rmap additions set it on tails; a PMD mapping keeps it on
