@@ -76,7 +76,8 @@ $(TOOLBIN)/dup-bench: $(TOOLDIR)/bench/dup_bench.c $(VSM_A) $(VSM_LIB_HDRS)
 # UFFDIO_MOVE (make bench times whole two-process hand-overs).
 bench-kernel-cost: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
-	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench --kernel-cost
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 \
+		--append "$(BENCH_APPEND)" -- $(VSM_CMD) bench --kernel-cost
 
 # ---- QEMU hand-off: tools/vmsplice-move/qemu, tests/qemu_handoff*.c -------
 # `vmsplice-move qemu-handoff` is linked into the command by tool.mk
@@ -154,10 +155,15 @@ demo: deps kernel-bench
 
 # The benchmark matrix, all in one boot: BENCH_ARGS="--csv" or "--json",
 # "-s 4M,64M -k 4k,thp" to narrow it (see vmsplice-move(1)).
+# BENCH_APPEND: guest kernel arguments, e.g. "idle=poll" (idle vCPUs spin
+# instead of halting, which under TCG takes a tenth of a millisecond or
+# more to wake from: see Documentation/mm/vmsplice-move.rst).
 BENCH_ARGS ?=
+BENCH_APPEND ?=
 bench: deps kernel-bench
 	@$(MAKE) --no-print-directory VSM_KHDR=$(BENCH_KHDR) tools
-	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 -- $(VSM_CMD) bench $(BENCH_ARGS)
+	@tests/vm/run --bzimage $(BUILD)/kernel-bench/arch/x86/boot/bzImage --mem 3072 --timeout 1800 \
+		--append "$(BENCH_APPEND)" -- $(VSM_CMD) bench $(BENCH_ARGS)
 
 # The slow tool tests kept out of make check: the 1 GiB hand-off, on this
 # kernel and in the patched debug VM.
