@@ -272,11 +272,9 @@ static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
 
 /*
  * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
- * that mapped it, as zap_huge_pmd() does (the PMD's folio reference left
- * to @tlb, dropped when the gather finishes; the TLB flush too, for all of
- * them at once where the architecture merges VMAs in a gather, else once
- * per THP at tlb_end_vma()), if that PMD still maps it.  Not left to the
- * zap that follows so that the check and
+ * of @vma that mapped it, as zap_huge_pmd() does (the PMD's folio
+ * reference left to @tlb, dropped after the TLB flush), if that PMD still
+ * maps it.  Not left to the zap that follows so that the check and
  * the unmap happen under one PMD lock, which tells the taker something: no
  * tail page of an anonymous THP mapped by a PMD carries PageAnonExclusive.
  * Only PTE-level rmap additions set it on tails; a PMD mapping keeps it on
@@ -293,24 +291,18 @@ static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
  */
 static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 				    struct mmu_gather *tlb,
+				    struct vm_area_struct *vma,
 				    struct vmsplice_gift_ref *ref)
 {
 	struct folio *folio = ref->thp;
 	unsigned long addr = ref->thp_addr;
-	struct mmu_notifier_range range;
-	struct vm_area_struct *vma;
 	spinlock_t *ptl;	/* the PMD's lock */
 	pmd_t *pmd, pmdval;
 	bool unmapped = false;
 
-	pmd = vmsplice_gift_pmd(g->mm, addr, &vma);
-	if (!pmd || !vmsplice_vma_may_unmap(vma))
+	pmd = mm_find_pmd(g->mm, addr);
+	if (!pmd)
 		return;
-	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm, addr,
-				addr + HPAGE_PMD_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
-	tlb_start_vma(tlb, vma);
-	tlb_change_page_size(tlb, HPAGE_PMD_SIZE);
 	ptl = pmd_lock(g->mm, pmd);
 	pmdval = pmdp_get(pmd);
 	if (vmsplice_pmd_maps(pmdval, folio)) {
@@ -331,8 +323,63 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 	/* The PMD's reference, dropped after the TLB flush. */
 	if (unmapped)
 		tlb_remove_page_size(tlb, &folio->page, HPAGE_PMD_SIZE);
-	tlb_end_vma(tlb, vma);
-	mmu_notifier_invalidate_range_end(&range);
+}
+
+/* Whether the whole THP at @addr lies in @vma. */
+static bool vmsplice_vma_holds_thp(struct vm_area_struct *vma,
+				   unsigned long addr)
+{
+	return addr >= vma->vm_start && addr + HPAGE_PMD_SIZE <= vma->vm_end;
+}
+
+/*
+ * Unmap the THPs of g->thps, run by run of those in one VMA: one
+ * mmu-notifier range from the run's lowest to its highest THP (wider
+ * than what changes where the run has holes, which a notifier allows) and
+ * one TLB flush a run, at tlb_end_vma(), instead of one of each a THP,
+ * which cost more than the unmap itself.  A THP named twice is unmapped
+ * once: then there is no PMD.
+ */
+static void vmsplice_gift_unmap_thps(struct vmsplice_gift *g)
+{
+	struct mmu_notifier_range range;
+	struct vmsplice_gift_ref *ref, *run;
+	struct vm_area_struct *vma;
+	struct mmu_gather tlb;
+	unsigned long start, end;
+
+	tlb_gather_mmu(&tlb, g->mm);
+	update_hiwater_rss(g->mm);
+	while (g->thps) {
+		run = g->thps;
+		start = run->thp_addr;
+		end = start + HPAGE_PMD_SIZE;
+		/* Only an anonymous VMA's PMDs map anonymous THPs. */
+		vma = vma_lookup(g->mm, start);
+		if (vma && (!vma_is_anonymous(vma) ||
+			    !vmsplice_vma_holds_thp(vma, start)))
+			vma = NULL;
+		for (ref = run->next_thp;
+		     vma && ref && vmsplice_vma_holds_thp(vma, ref->thp_addr);
+		     ref = ref->next_thp) {
+			start = min(start, ref->thp_addr);
+			end = max(end, ref->thp_addr + HPAGE_PMD_SIZE);
+		}
+		g->thps = vma ? ref : run->next_thp;
+		if (!vma || !vmsplice_vma_may_unmap(vma))
+			continue;
+
+		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm,
+					start, end);
+		mmu_notifier_invalidate_range_start(&range);
+		tlb_start_vma(&tlb, vma);
+		tlb_change_page_size(&tlb, HPAGE_PMD_SIZE);
+		for (ref = run; ref != g->thps; ref = ref->next_thp)
+			vmsplice_gift_unmap_thp(g, &tlb, vma, ref);
+		tlb_end_vma(&tlb, vma);
+		mmu_notifier_invalidate_range_end(&range);
+	}
+	tlb_finish_mmu(&tlb);
 }
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
@@ -361,16 +408,8 @@ static void vmsplice_gift_unmap(struct vmsplice_gift *g)
 	if (mmap_read_lock_killable(g->mm))
 		return;
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	if (g->thps) {
-		struct mmu_gather tlb;
-
-		/* A THP named twice is unmapped once: then there is no PMD. */
-		tlb_gather_mmu(&tlb, g->mm);
-		update_hiwater_rss(g->mm);
-		for (; g->thps; g->thps = g->thps->next_thp)
-			vmsplice_gift_unmap_thp(g, &tlb, g->thps);
-		tlb_finish_mmu(&tlb);
-	}
+	if (g->thps)
+		vmsplice_gift_unmap_thps(g);
 #endif
 	for (i = 0; i < g->nr; i++)
 		vmsplice_unmap_range(g, g->range[i].start, g->range[i].end);

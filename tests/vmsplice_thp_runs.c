@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * THPs of several VMAs given in one vmsplice(GIFT|UNMAP) call.  The giver
+ * unmaps the THPs it put into the pipe run by run of those in one VMA (one
+ * mmu-notifier range and one TLB flush a run), and whether a run may be
+ * unmapped is decided by its own VMA: an mlock()ed THP between two others
+ * stays mapped, and is copied, while its neighbours move.  On kernels
+ * without the change this SKIPs (it proves moves).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include "lib/feature.h"
+#include "lib/pagemap.h"
+#include "lib/thp.h"
+#include "lib/words.h"
+#include "lib/xfer.h"
+
+#define PS	4096UL
+#define NR	3		/* THPs: VMA a, mlock()ed VMA b, VMA c */
+#define SEED	0x5e9a
+
+static ssize_t vms(int fd, void *base, size_t len, unsigned int flags)
+{
+	struct iovec iov = { .iov_base = base, .iov_len = len };
+
+	return vmsplice(fd, &iov, 1, flags);
+}
+
+/* Whether no page of [@p, @p + @len) is mapped. */
+static bool none_present(int pm, const char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += PS)
+		if (pagemap_present(pm, p + off))
+			return false;
+	return true;
+}
+
+TEST(mlocked_thp_between_two)
+{
+	struct xfer_counters b, a;
+	uint64_t head[NR];
+	int p[2], pm;
+	char *x, *y;
+
+	REQUIRE_MOVE();
+	pm = pagemap_open();
+	ASSERT_LE(0, pm);
+	if (!pagemap_pfns_visible(pm))
+		SKIP(return, "page frame numbers need CAP_SYS_ADMIN");
+	x = map_aligned(NR * THP_SIZE, THP_SIZE, MADV_HUGEPAGE);
+	y = map_aligned(NR * THP_SIZE, THP_SIZE, MADV_HUGEPAGE);
+	ASSERT_NE(NULL, x);
+	ASSERT_NE(NULL, y);
+	words_fill(x, NR * THP_SIZE, SEED, 0);
+	for (int i = 0; i < NR; i++) {
+		if (!backed_by_folio(pm, x + i * THP_SIZE, THP_SIZE)) {
+			ASSERT_FALSE(move_required()) TH_LOG("THP %d not allocated", i);
+			SKIP(return, "no transparent huge page was allocated");
+		}
+		head[i] = pagemap_pfn(pm, x + i * THP_SIZE);
+	}
+	/* Three VMAs now; the middle one's PMD stays (an aligned mlock). */
+	ASSERT_EQ(0, mlock(x + THP_SIZE, THP_SIZE));
+	ASSERT_TRUE(backed_by_folio(pm, x + THP_SIZE, THP_SIZE));
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+
+	xfer_counters_read(&b);
+	ASSERT_EQ((ssize_t)(NR * THP_SIZE), vms(p[1], x, NR * THP_SIZE, GIVE));
+	/* The outer two left the giver; the mlock()ed one did not. */
+	EXPECT_TRUE(none_present(pm, x, THP_SIZE));
+	EXPECT_TRUE(none_present(pm, x + 2 * THP_SIZE, THP_SIZE));
+	EXPECT_EQ(head[1], pagemap_pfn(pm, x + THP_SIZE));
+	EXPECT_EQ((size_t)-1, words_check(x + THP_SIZE, THP_SIZE, SEED, THP_SIZE));
+
+	ASSERT_EQ((ssize_t)(NR * THP_SIZE), vms(p[0], y, NR * THP_SIZE, SPLICE_F_MOVE));
+	xfer_counters_read(&a);
+	EXPECT_EQ((size_t)-1, words_check(y, NR * THP_SIZE, SEED, 0));
+	/* The outer two moved whole (same head frame), the middle was copied. */
+	EXPECT_EQ(head[0], pagemap_pfn(pm, y));
+	EXPECT_EQ(head[2], pagemap_pfn(pm, y + 2 * THP_SIZE));
+	EXPECT_NE(head[1], pagemap_pfn(pm, y + THP_SIZE));
+	EXPECT_EQ(NR, xfer_counter_delta(&b, &a, "gift_large"));
+	EXPECT_EQ(2 * (long long)(THP_SIZE / PS), xfer_counter_delta(&b, &a, "unmapped"));
+	EXPECT_EQ(2, xfer_counter_delta(&b, &a, "folio_thp"));
+	EXPECT_EQ(2 * (long long)(THP_SIZE / PS), xfer_counter_delta(&b, &a, "moved"));
+	EXPECT_EQ((long long)(THP_SIZE / PS), xfer_counter_delta(&b, &a, "mapped"));
+
+	close(p[0]);
+	close(p[1]);
+	munmap(x, NR * THP_SIZE);
+	munmap(y, NR * THP_SIZE);
+	close(pm);
+}
+
+TEST_HARNESS_MAIN
