@@ -239,6 +239,13 @@ static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
 }
 
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/* Whether the whole THP at @addr lies in @vma. */
+static bool vmsplice_vma_holds_thp(struct vm_area_struct *vma,
+				   unsigned long addr)
+{
+	return addr >= vma->vm_start && addr + HPAGE_PMD_SIZE <= vma->vm_end;
+}
+
 /*
  * The PMD that may map a THP of the giver at @addr (PMD-aligned), or NULL,
  * with its VMA in *@vmap.  Only an anonymous VMA's PMDs map anonymous THPs
@@ -251,8 +258,7 @@ static pmd_t *vmsplice_gift_pmd(struct mm_struct *mm, unsigned long addr,
 	struct vm_area_struct *vma = vma_lookup(mm, addr);
 
 	*vmap = NULL;
-	if (!vma || !vma_is_anonymous(vma) ||
-	    addr + HPAGE_PMD_SIZE > vma->vm_end)
+	if (!vma || !vma_is_anonymous(vma) || !vmsplice_vma_holds_thp(vma, addr))
 		return NULL;
 	*vmap = vma;
 	return mm_find_pmd(mm, addr);
@@ -274,7 +280,9 @@ static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
  * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
  * of @vma that mapped it, as zap_huge_pmd() does (the PMD's folio
  * reference left to @tlb, dropped after the TLB flush), if that PMD still
- * maps it.  Not left to the zap that follows so that the check and
+ * maps it.  The caller holds the mmap_lock, has checked that @vma is
+ * anonymous, holds the whole THP and may be unmapped, and has started an
+ * mmu-notifier range over it.  Not left to the zap that follows so that the check and
  * the unmap happen under one PMD lock, which tells the taker something: no
  * tail page of an anonymous THP mapped by a PMD carries PageAnonExclusive.
  * Only PTE-level rmap additions set it on tails; a PMD mapping keeps it on
@@ -325,20 +333,15 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 		tlb_remove_page_size(tlb, &folio->page, HPAGE_PMD_SIZE);
 }
 
-/* Whether the whole THP at @addr lies in @vma. */
-static bool vmsplice_vma_holds_thp(struct vm_area_struct *vma,
-				   unsigned long addr)
-{
-	return addr >= vma->vm_start && addr + HPAGE_PMD_SIZE <= vma->vm_end;
-}
-
 /*
- * Unmap the THPs of g->thps, run by run of those in one VMA: one
- * mmu-notifier range from the run's lowest to its highest THP (wider
- * than what changes where the run has holes, which a notifier allows) and
- * one TLB flush a run, at tlb_end_vma(), instead of one of each a THP,
- * which cost more than the unmap itself.  A THP named twice is unmapped
- * once: then there is no PMD.
+ * Unmap the THPs of g->thps, run by run of adjacent ones in one VMA (one
+ * segment's THPs follow each other on the list, highest first): one
+ * mmu-notifier range and one tlb_start_vma()/tlb_end_vma() a run instead
+ * of one each a THP, so that a secondary MMU (KVM) invalidates once for
+ * the segment, and architectures that flush at tlb_end_vma() flush once.
+ * Adjacent only: a run across holes would invalidate, and flush, pages
+ * nobody unmaps.  Whether the run may be unmapped is its VMA's to say.  A
+ * THP named twice is unmapped once: the second time its PMD maps nothing.
  */
 static void vmsplice_gift_unmap_thps(struct vmsplice_gift *g)
 {
@@ -349,6 +352,7 @@ static void vmsplice_gift_unmap_thps(struct vmsplice_gift *g)
 	unsigned long start, end;
 
 	tlb_gather_mmu(&tlb, g->mm);
+	tlb_change_page_size(&tlb, HPAGE_PMD_SIZE);
 	update_hiwater_rss(g->mm);
 	while (g->thps) {
 		run = g->thps;
@@ -356,24 +360,29 @@ static void vmsplice_gift_unmap_thps(struct vmsplice_gift *g)
 		end = start + HPAGE_PMD_SIZE;
 		/* Only an anonymous VMA's PMDs map anonymous THPs. */
 		vma = vma_lookup(g->mm, start);
-		if (vma && (!vma_is_anonymous(vma) ||
-			    !vmsplice_vma_holds_thp(vma, start)))
-			vma = NULL;
-		for (ref = run->next_thp;
-		     vma && ref && vmsplice_vma_holds_thp(vma, ref->thp_addr);
-		     ref = ref->next_thp) {
-			start = min(start, ref->thp_addr);
-			end = max(end, ref->thp_addr + HPAGE_PMD_SIZE);
+		if (!vma || !vma_is_anonymous(vma) ||
+		    !vmsplice_vma_holds_thp(vma, start)) {
+			g->thps = run->next_thp;
+			continue;
 		}
-		g->thps = vma ? ref : run->next_thp;
-		if (!vma || !vmsplice_vma_may_unmap(vma))
+		for (ref = run->next_thp; ref; ref = ref->next_thp) {
+			if (!vmsplice_vma_holds_thp(vma, ref->thp_addr))
+				break;
+			if (ref->thp_addr + HPAGE_PMD_SIZE == start)
+				start = ref->thp_addr;
+			else if (ref->thp_addr == end)
+				end += HPAGE_PMD_SIZE;
+			else
+				break;
+		}
+		g->thps = ref;
+		if (!vmsplice_vma_may_unmap(vma))
 			continue;
 
 		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm,
 					start, end);
 		mmu_notifier_invalidate_range_start(&range);
 		tlb_start_vma(&tlb, vma);
-		tlb_change_page_size(&tlb, HPAGE_PMD_SIZE);
 		for (ref = run; ref != g->thps; ref = ref->next_thp)
 			vmsplice_gift_unmap_thp(g, &tlb, vma, ref);
 		tlb_end_vma(&tlb, vma);
