@@ -277,25 +277,24 @@ static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
 }
 
 /*
- * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD
- * of @vma that mapped it, as zap_huge_pmd() does (the PMD's folio
- * reference left to @tlb, dropped after the TLB flush), if that PMD still
- * maps it.  The caller holds the mmap_lock, has checked that @vma is
- * anonymous, holds the whole THP and may be unmapped, and has started an
- * mmu-notifier range over it.  Not left to the zap that follows so that the check and
- * the unmap happen under one PMD lock, which tells the taker something: no
- * tail page of an anonymous THP mapped by a PMD carries PageAnonExclusive.
- * Only PTE-level rmap additions set it on tails; a PMD mapping keeps it on
- * the head alone (page-flags.h documents that rule "for now", hence the
- * taker's DEBUG_VM check); and what maps an existing folio by a PMD keeps
- * the tails clear: fork, mremap() and UFFDIO_MOVE carry the PMD over,
- * khugepaged and migration map new folios, and vmsplice_move_pmd() clears
- * the tails of a PTE-mapped folio it maps by a PMD.  If this PMD was the
- * folio's last mapping and it is not in the swap cache, whatever maps it
- * before a reader takes it (a failed migration restoring a forked child's
- * entries) maps it shared, which sets no bit: the reader may skip clearing
- * the bit on 511 tails.  (The same rule is why GUP of the head alone was
- * enough to read the whole folio: one PMD, one set of permissions.)
+ * Unmap a THP that vmsplice_gift_thp() put into the pipe from the one PMD of
+ * @vma that mapped it, as zap_huge_pmd() does (the PMD's folio reference left
+ * to @tlb, dropped after the TLB flush), if that PMD still maps it.  The caller
+ * holds the mmap_lock, has checked that @vma is anonymous, holds the whole THP
+ * and may be unmapped, and has started an mmu-notifier range over it.  Not left
+ * to the zap that follows so that the check and the unmap happen under one PMD
+ * lock, which tells the taker something: no tail page of an anonymous THP
+ * mapped by a PMD carries PageAnonExclusive.  Only PTE-level rmap additions set
+ * it on tails; a PMD mapping keeps it on the head alone (page-flags.h documents
+ * that rule "for now", hence the taker's DEBUG_VM check); and what maps an
+ * existing folio by a PMD keeps the tails clear: fork, mremap() and UFFDIO_MOVE
+ * carry the PMD over, khugepaged and migration map new folios, and
+ * vmsplice_move_pmd() clears the tails of a PTE-mapped folio it maps by a PMD.
+ * If this PMD was the folio's last mapping and it is not in the swap cache,
+ * whatever maps it before a reader takes it (a failed migration restoring a
+ * forked child's entries) maps it shared, which sets no bit: the reader may
+ * skip clearing the bit on 511 tails.  (The same rule is why GUP of the head
+ * alone was enough to read the whole folio: one PMD, one set of permissions.)
  */
 static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 				    struct mmu_gather *tlb,
