@@ -29,7 +29,9 @@ enum attack {
 	A_TRUNCATED, A_GARBLED, A_MAGIC, A_OVERSIZED, A_VERSION, A_SIZE_MISMATCH,
 	A_COUNT_OVERFLOW, A_LEN_OVERFLOW, A_ZERO_REGION, A_NO_FD, A_NOT_PIPE,
 	A_WRITE_END, A_TWO_FDS, A_OVER_LIMIT, A_SOCKET_CLOSED, A_PIPE_CLOSED,
-	A_EXTRA_DATA, A_STALL, A_ABORT, A_GARBAGE_MSG,
+	A_EXTRA_DATA, A_STALL, A_ABORT, A_GARBAGE_MSG, A_PIPES2_ONE_FD,
+	A_PIPES2_NOT_PIPE, A_PIPES2_THREE_FDS, A_PIPES2_WRONG_TURN,
+	A_PIPES2_EXTRA_DATA,
 };
 
 /* A hello + region table, with correct sums unless the case breaks them. */
@@ -64,7 +66,7 @@ static void fake_seal(struct fake_hello *f)
 static int send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
 	union {
-		char b[CMSG_SPACE(sizeof(int) * 2)];
+		char b[CMSG_SPACE(sizeof(int) * 3)];
 		struct cmsghdr a;
 	} ctl;
 	struct iovec iov = { (void *)buf, len };
@@ -165,6 +167,14 @@ FIXTURE_VARIANT_ADD(recv, stalled_sender) { A_STALL, "no data for" };
 FIXTURE_VARIANT_ADD(recv, sender_aborts) { A_ABORT, "disk on fire" };
 /* Garbage on the socket mid-transfer. */
 FIXTURE_VARIANT_ADD(recv, garbage_message) { A_GARBAGE_MSG, "garbled message" };
+FIXTURE_VARIANT_ADD(recv, two_pipes_one_descriptor) { A_PIPES2_ONE_FD, "expected two pipes" };
+FIXTURE_VARIANT_ADD(recv, two_pipes_second_not_a_pipe) {
+	A_PIPES2_NOT_PIPE, "descriptor 1 is not the read end of a pipe" };
+FIXTURE_VARIANT_ADD(recv, two_pipes_three_descriptors) { A_PIPES2_THREE_FDS, "expected two pipes" };
+/* The first turn's bytes in the second pipe: bounded, and none delivered. */
+FIXTURE_VARIANT_ADD(recv, two_pipes_wrong_turn) { A_PIPES2_WRONG_TURN, "no data for" };
+FIXTURE_VARIANT_ADD(recv, two_pipes_more_than_announced) {
+	A_PIPES2_EXTRA_DATA, "more into the pipe than announced" };
 
 FIXTURE_SETUP(recv)
 {
@@ -212,11 +222,16 @@ TEST_F_TIMEOUT(recv, attack, 60)
 	size_t hl = sizeof(f.h) + sizeof(f.t[0]);
 	int rd = self->p[0], wr = self->p[1], devnull = open("/dev/null", O_RDONLY);
 	int two[2] = { rd, devnull };
+	int q[2] = { -1, -1 }, fds3[3];	/* the second pipe */
 	char big[4096] = { 0 };
 	struct cmd_run r;
 	struct stat st;
 
 	fake_build(&f, 1, 64 << 10, 0);
+	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+	fds3[0] = rd;
+	fds3[1] = q[0];
+	fds3[2] = devnull;
 	switch (variant->a) {
 	case A_TRUNCATED:
 		fake_seal(&f);
@@ -322,13 +337,58 @@ TEST_F_TIMEOUT(recv, attack, 60)
 		memset(big, 0x41, sizeof(struct vsm_wire_msg));
 		ASSERT_EQ(0, send_fds(self->sock, big, sizeof(struct vsm_wire_msg), NULL, 0));
 		break;
+	case A_PIPES2_ONE_FD:
+		f.h.flags |= VSM_WIRE_F_PIPES2;
+		fake_seal(&f);
+		ASSERT_EQ(0, send_fds(self->sock, &f, hl, &rd, 1));
+		break;
+	case A_PIPES2_NOT_PIPE:
+		f.h.flags |= VSM_WIRE_F_PIPES2;
+		fake_seal(&f);
+		ASSERT_EQ(0, send_fds(self->sock, &f, hl, two, 2));
+		break;
+	case A_PIPES2_THREE_FDS:
+		f.h.flags |= VSM_WIRE_F_PIPES2;
+		fake_seal(&f);
+		ASSERT_EQ(0, send_fds(self->sock, &f, hl, fds3, 3));
+		break;
+	case A_PIPES2_WRONG_TURN:
+	case A_PIPES2_EXTRA_DATA: {
+		struct vsm_wire_msg m;
+
+		/* 128 KiB: two turns of the announced 64 KiB pipe, one each. */
+		fake_build(&f, 1, 128 << 10, 0);
+		f.h.flags |= VSM_WIRE_F_PIPES2;
+		fake_seal(&f);
+		ASSERT_EQ(0, send_fds(self->sock, &f, hl, fds3, 2));
+		ASSERT_EQ(0, expect_msg(self->sock, VSM_MSG_ACCEPT, &m));
+		if (variant->a == A_PIPES2_WRONG_TURN) {
+			ASSERT_EQ(0, write_bytes(q[1], 64 << 10));
+			break;
+		}
+		close(rd);	/* the receiver's read ends are the only ones */
+		rd = -1;
+		close(q[0]);
+		q[0] = -1;
+		ASSERT_EQ(0, write_bytes(wr, 64 << 10));
+		ASSERT_EQ(0, write_bytes(q[1], (64 << 10) + 100));
+		close(wr);
+		wr = -1;
+		close(q[1]);
+		q[1] = -1;
+		break;
 	}
-	/* Our copies go now: only the receiver's may keep the pipe open. */
+	}
+	/* Our copies go now: only the receiver's may keep the pipes open. */
 	if (rd >= 0)
 		close(rd);
+	if (q[0] >= 0)
+		close(q[0]);
 	cmd_finish(&r, self->pid, BOUND_MS, self->out_fd, self->err_fd);
 	if (wr >= 0)
 		close(wr);
+	if (q[1] >= 0)
+		close(q[1]);
 	close(devnull);
 	close(self->sock);
 	ASSERT_FALSE(r.timed_out) TH_LOG("receiver hung");
@@ -508,7 +568,8 @@ FIXTURE(send)
 	int res;		/* the sender child's report */
 	pid_t pid;
 	struct send_out s;
-	int pipe_rd;		/* the pipe we got */
+	int pipe_rd[2];		/* the pipes we got */
+	int nr_pipes;
 	struct vsm_wire_hello h;
 };
 
@@ -517,14 +578,18 @@ FIXTURE_VARIANT(send)
 	enum refusal how;
 	enum vsm_error error;
 	const char *expect;
+	unsigned int pipes;	/* vsm_send_opts.pipes */
 };
 
-FIXTURE_VARIANT_ADD(send, refused) { S_REFUSE, VSM_EREJECT, "no thanks" };
-FIXTURE_VARIANT_ADD(send, hung_up) { S_CLOSE, VSM_ECLOSED, "closed" };
-FIXTURE_VARIANT_ADD(send, stalled) { S_STALL, VSM_ETIMEDOUT, "took nothing" };
-FIXTURE_VARIANT_ADD(send, partial_abort) { S_PARTIAL_ABORT, VSM_EPEER, "enough" };
-FIXTURE_VARIANT_ADD(send, garbled_reply) { S_GARBLED_REPLY, VSM_EPROTO, "garbled" };
-FIXTURE_VARIANT_ADD(send, no_confirmation) { S_NO_DONE, VSM_ECLOSED, "closed the connection" };
+FIXTURE_VARIANT_ADD(send, refused) { S_REFUSE, VSM_EREJECT, "no thanks", 0 };
+FIXTURE_VARIANT_ADD(send, hung_up) { S_CLOSE, VSM_ECLOSED, "closed", 0 };
+FIXTURE_VARIANT_ADD(send, stalled) { S_STALL, VSM_ETIMEDOUT, "took nothing", 0 };
+FIXTURE_VARIANT_ADD(send, partial_abort) { S_PARTIAL_ABORT, VSM_EPEER, "enough", 0 };
+FIXTURE_VARIANT_ADD(send, garbled_reply) { S_GARBLED_REPLY, VSM_EPROTO, "garbled", 0 };
+FIXTURE_VARIANT_ADD(send, no_confirmation) { S_NO_DONE, VSM_ECLOSED, "closed the connection", 0 };
+FIXTURE_VARIANT_ADD(send, stalled_one_pipe) { S_STALL, VSM_ETIMEDOUT, "took nothing", 1 };
+FIXTURE_VARIANT_ADD(send, no_confirmation_one_pipe) {
+	S_NO_DONE, VSM_ECLOSED, "closed the connection", 1 };
 
 #define SEND_LEN	(2UL << 20)
 
@@ -537,7 +602,8 @@ FIXTURE_SETUP(send)
 	self->pid = fork();
 	ASSERT_GE(self->pid, 0);
 	if (self->pid == 0) {
-		struct vsm_send_opts o = { .timeout_ms = 1000, .pipe_size = 64 << 10 };
+		struct vsm_send_opts o = { .timeout_ms = 1000, .pipe_size = 64 << 10,
+					   .pipes = variant->pipes };
 		struct vsm_region r = { vsm_alloc(SEND_LEN, false), SEND_LEN, 0 };
 		struct send_out out;
 
@@ -553,25 +619,46 @@ FIXTURE_SETUP(send)
 	close(res[1]);
 	self->sock = sv[0];
 	self->res = res[0];
-	self->pipe_rd = -1;
+	self->pipe_rd[0] = self->pipe_rd[1] = -1;
 }
 
 FIXTURE_TEARDOWN(send)
 {
-	if (self->pipe_rd >= 0)
-		close(self->pipe_rd);
+	for (int i = 0; i < self->nr_pipes; i++)
+		if (self->pipe_rd[i] >= 0)
+			close(self->pipe_rd[i]);
 	close(self->sock);
 	close(self->res);
 }
 
-static int read_hello(int sock, struct vsm_wire_hello *h, int *fd)
+/* The hello, with as many pipes as its flags announce and no other. */
+static int read_hello(int sock, struct vsm_wire_hello *h, int *fds, int *nr)
 {
 	struct vsm_wire_region t;
-	int nr = 0, extra = 0;
+	int extra = 0;
 
-	if (wire_recv(sock, h, sizeof(*h), NULL, fd, &nr, &extra, 5000) != WIRE_OK || nr != 1)
+	*nr = 0;
+	if (wire_recv(sock, h, sizeof(*h), NULL, fds, 2, nr, &extra, 5000) != WIRE_OK ||
+	    extra || *nr != (h->flags & VSM_WIRE_F_PIPES2 ? 2 : 1))
 		return -1;
-	return wire_recv(sock, &t, sizeof(t), NULL, NULL, NULL, &extra, 5000) == WIRE_OK ? 0 : -1;
+	return wire_recv(sock, &t, sizeof(t), NULL, NULL, 0, NULL, &extra, 5000) == WIRE_OK ? 0 : -1;
+}
+
+/* Read @len bytes of the sender's schedule: 64 KiB turns, pipe by pipe. */
+static ssize_t read_turns(int *fds, int nr, char *buf, size_t len)
+{
+	size_t taken = 0;
+
+	while (taken < len) {
+		int fd = fds[(taken / (64 << 10)) % nr];
+		size_t turn_end = (taken / (64 << 10) + 1) * (64 << 10);
+		ssize_t n = read(fd, buf + taken, (turn_end < len ? turn_end : len) - taken);
+
+		if (n <= 0)
+			return -1;
+		taken += n;
+	}
+	return taken;
 }
 
 TEST_F_TIMEOUT(send, refusal, 60)
@@ -582,7 +669,9 @@ TEST_F_TIMEOUT(send, refusal, 60)
 	int inpipe = -1;
 	bool to;
 
-	ASSERT_EQ(0, read_hello(self->sock, &self->h, &self->pipe_rd));
+	ASSERT_EQ(0, read_hello(self->sock, &self->h, self->pipe_rd, &self->nr_pipes));
+	ASSERT_EQ(variant->pipes ? variant->pipes : 2, self->nr_pipes);
+	ASSERT_EQ(64 << 10, self->h.pipe_size);
 	ASSERT_EQ(SEND_LEN, self->h.total_bytes);
 	switch (variant->how) {
 	case S_REFUSE:
@@ -595,42 +684,46 @@ TEST_F_TIMEOUT(send, refusal, 60)
 		break;
 	case S_STALL:
 		ASSERT_EQ(WIRE_OK, wire_send_msg(self->sock, VSM_MSG_ACCEPT, 0, 0, NULL, 1000));
-		/* The sender gives up and says how much it gave: all in the pipe. */
+		/* The sender gives up and says how much it gave: all in the pipes. */
 		ASSERT_EQ(0, expect_msg(self->sock, VSM_MSG_ABORT, &m));
-		ASSERT_EQ(0, ioctl(self->pipe_rd, FIONREAD, &inpipe));
+		inpipe = 0;
+		for (int i = 0; i < self->nr_pipes; i++) {
+			int n = 0;
+
+			ASSERT_EQ(0, ioctl(self->pipe_rd[i], FIONREAD, &n));
+			ASSERT_EQ(64 << 10, n);	/* each pipe full, a turn each */
+			inpipe += n;
+		}
 		ASSERT_EQ((uint64_t)inpipe, m.bytes);
 		break;
 	case S_PARTIAL_ABORT: {
-		char buf[4096];
+		static char buf[64 << 10];
 
 		ASSERT_EQ(WIRE_OK, wire_send_msg(self->sock, VSM_MSG_ACCEPT, 0, 0, NULL, 1000));
-		while (taken < (64 << 10)) {
-			ssize_t n = read(self->pipe_rd, buf, sizeof(buf));
-
-			ASSERT_GT(n, 0);
-			taken += n;
-		}
+		ASSERT_EQ(sizeof(buf), read_turns(self->pipe_rd, self->nr_pipes, buf,
+						  sizeof(buf)));
+		taken = sizeof(buf);
 		ASSERT_EQ(WIRE_OK, wire_send_msg(self->sock, VSM_MSG_ABORT, VSM_ESYS, taken,
 						 "enough", 1000));
-		close(self->pipe_rd);
-		self->pipe_rd = -1;
+		for (int i = 0; i < self->nr_pipes; i++) {
+			close(self->pipe_rd[i]);
+			self->pipe_rd[i] = -1;
+		}
 		break;
 	}
 	case S_GARBLED_REPLY:
 		memset(garbage, 0x5a, sizeof(garbage));
-		ASSERT_EQ(WIRE_OK, wire_send(self->sock, garbage, sizeof(garbage), -1, 1000));
+		ASSERT_EQ(WIRE_OK, wire_send(self->sock, garbage, sizeof(garbage), NULL, 0, 1000));
 		break;
 	case S_NO_DONE: {
 		char *buf = malloc(SEND_LEN);
 
 		ASSERT_NE(NULL, buf);
 		ASSERT_EQ(WIRE_OK, wire_send_msg(self->sock, VSM_MSG_ACCEPT, 0, 0, NULL, 1000));
-		while (taken < SEND_LEN) {
-			ssize_t n = read(self->pipe_rd, buf + taken, SEND_LEN - taken);
-
-			ASSERT_GT(n, 0);
-			taken += n;
-		}
+		/* In the order given, turn by turn: the pattern proves the schedule. */
+		ASSERT_EQ(SEND_LEN, read_turns(self->pipe_rd, self->nr_pipes, buf, SEND_LEN));
+		taken = SEND_LEN;
+		ASSERT_EQ(-1, diff_pattern(buf, SEND_LEN, 0, 2));
 		free(buf);
 		close(self->sock);
 		self->sock = open("/dev/null", O_RDONLY);

@@ -32,6 +32,8 @@ struct layout {
 	size_t len[8];		/* nr <= 8: explicit lengths */
 	size_t each;		/* else nr regions of @each bytes */
 	bool huge;
+	unsigned int pipes;	/* vsm_send_opts.pipes: 0 (two), 1 or 2 */
+	size_t pipe_size;	/* vsm_send_opts.pipe_size, 0: the largest */
 };
 
 /* What the sender child saw, sent back over a pipe. */
@@ -106,7 +108,8 @@ static int read_all(int fd, void *buf, size_t len, int ms)
 static void sender(int sock, int res_wr, const struct layout *l)
 {
 	struct vsm_region regs[MAX_REGIONS];
-	struct vsm_send_opts o = { .timeout_ms = 60000, .checksum = true };
+	struct vsm_send_opts o = { .timeout_ms = 60000, .checksum = true,
+				   .pipes = l->pipes, .pipe_size = l->pipe_size };
 	struct sender_out out = { .src_zero = true };
 	uint64_t off = 0, *pfns = NULL, n = 0;
 	int pm = pagemap_open();
@@ -193,6 +196,12 @@ static void check_data(struct __test_metadata *_metadata, const struct layout *l
 	ASSERT_EQ(o->total, o->s.rep.bytes);
 	ASSERT_EQ(o->total, o->s.rep.acked);
 	ASSERT_TRUE(o->rep.verified);
+	/* Both sides went through the pipes asked for, of one size. */
+	ASSERT_EQ(l->pipes ? l->pipes : 2u, o->s.rep.nr_pipes);
+	ASSERT_EQ(o->s.rep.nr_pipes, o->rep.nr_pipes);
+	ASSERT_EQ(o->s.rep.pipe_size, o->rep.pipe_size);
+	if (l->pipe_size)
+		ASSERT_EQ(l->pipe_size, o->rep.pipe_size);
 	ASSERT_EQ((unsigned int)l->nr, o->got.nr);
 	for (int i = 0; i < l->nr; i++) {
 		ASSERT_EQ(o->lens[i], o->got.regs[i].len);
@@ -243,6 +252,28 @@ FIXTURE_VARIANT_ADD(proto, odd_sizes) {
 /* THP-backed regions: whole THPs move with one PMD into aligned memory. */
 FIXTURE_VARIANT_ADD(proto, thp) {
 	.l = { .nr = 2, .len = { 4 << 20, 4 << 20 }, .huge = true },
+};
+
+/*
+ * Many turns of two small pipes: chunks end mid-region and mid-page, and
+ * regions start mid-turn; a receiver that took a chunk from the wrong pipe
+ * or cut it elsewhere than the sender would put bytes in the wrong place.
+ */
+FIXTURE_VARIANT_ADD(proto, two_pipes_many_turns) {
+	.l = { .nr = 3, .len = { (1 << 20) + 5, 3 << 20, 3 * 4096 + 1 },
+	       .pipes = 2, .pipe_size = 64 << 10 },
+};
+
+/* One slot a pipe: every THP is a turn of its own, the pipes alternate. */
+FIXTURE_VARIANT_ADD(proto, thp_two_pipes_a_thp_a_turn) {
+	.l = { .nr = 2, .len = { 4 << 20, (6 << 20) + 3 * 4096 }, .huge = true,
+	       .pipes = 2, .pipe_size = 4096 },
+};
+
+/* One pipe, as before two were the default: the two sides take turns. */
+FIXTURE_VARIANT_ADD(proto, one_pipe) {
+	.l = { .nr = 2, .len = { 1 << 20, (2 << 20) + 7 }, .pipes = 1,
+	       .pipe_size = 64 << 10 },
 };
 
 FIXTURE_SETUP(proto)

@@ -30,6 +30,7 @@ struct xfer_args {
 	bool json, quiet, copy, huge, checksum;
 	uint64_t size, max_size;
 	unsigned long long regions;
+	unsigned long long pipes;	/* send: 1 or 2 */
 	uint64_t seed;
 	const char *file;	/* send: input; recv: output */
 };
@@ -164,6 +165,7 @@ static json_object *report_json(const char *role, const struct vsm_report *r, in
 	if (!strcmp(role, "send"))
 		json_object_object_add(o, "acked_bytes", json_object_new_int64(r->acked));
 	json_object_object_add(o, "pipe_size", json_object_new_int64(r->pipe_size));
+	json_object_object_add(o, "pipes", json_object_new_int64(r->nr_pipes));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
 	json_object_object_add(o, "mib_per_s", json_object_new_double(
 		r->seconds > 0 ? r->bytes / r->seconds / (1 << 20) : 0));
@@ -187,11 +189,12 @@ static void summary(const char *role, const struct vsm_report *r)
 {
 	char a[32], b[32], c[32], d[32];
 
-	printf("%s %s of %s in %u region%s, %.3f s (%s/s), pipe %s\n",
+	printf("%s %s of %s in %u region%s, %.3f s (%s/s), %s%s\n",
 	       !strcmp(role, "send") ? "sent" : "received",
 	       fmt_bytes(a, sizeof(a), r->bytes), fmt_bytes(b, sizeof(b), r->total_bytes),
 	       r->nr_regions, r->nr_regions == 1 ? "" : "s", r->seconds,
 	       fmt_bytes(c, sizeof(c), r->seconds > 0 ? r->bytes / r->seconds : 0),
+	       r->nr_pipes == 2 ? "2 pipes of " : "pipe ",
 	       fmt_bytes(d, sizeof(d), r->pipe_size));
 	if (r->path == VSM_PATH_MOVE)
 		printf("path: move (SPLICE_F_GIFT|SPLICE_F_UNMAP -> SPLICE_F_MOVE)\n");
@@ -235,6 +238,8 @@ static const char *const send_help =
 	"  -H, --huge           THP-backed regions (2 MiB aligned, MADV_HUGEPAGE)\n"
 	"      --seed N         pattern seed (must match the receiver's)\n"
 	"      --copy           copy even where pages could move\n"
+	"      --pipes N        1 or 2 pipes taking turns (default 2: one fills\n"
+	"                       while the receiver empties the other)\n"
 	"      --no-checksum    do not send checksums\n"
 	"  -t, --timeout SECS   bound on every wait, connecting included (default 30)\n"
 	"      --fd N           use the connected socket on descriptor N, no SOCKET\n"
@@ -258,7 +263,7 @@ static const char *const recv_help =
 	"  -h, --help           this help\n\n"
 	"Exit status: 0 ok, 1 failure, 2 usage, 3 hand-off failed, 4 data wrong.\n";
 
-enum { O_SEED = 256, O_COPY, O_NOSUM, O_FD };
+enum { O_SEED = 256, O_COPY, O_NOSUM, O_FD, O_PIPES };
 
 static int parse(int argc, char **argv, struct xfer_args *x, bool sending)
 {
@@ -272,6 +277,7 @@ static int parse(int argc, char **argv, struct xfer_args *x, bool sending)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "copy", no_argument, NULL, O_COPY },
 		{ "no-checksum", no_argument, NULL, O_NOSUM },
+		{ "pipes", required_argument, NULL, O_PIPES },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "fd", required_argument, NULL, O_FD },
 		{ "json", no_argument, NULL, 'j' },
@@ -285,6 +291,7 @@ static int parse(int argc, char **argv, struct xfer_args *x, bool sending)
 	*x = (struct xfer_args){
 		.sub = sending ? "send" : "recv", .fd = -1, .timeout_ms = DEFAULT_TIMEOUT_MS,
 		.checksum = true, .size = 64 << 20, .regions = 1, .seed = DEFAULT_SEED,
+		.pipes = 2,
 	};
 	while ((c = getopt_long(argc, argv, sending ? "s:f:n:Ht:jqh" : "o:m:t:jqh",
 				opts, NULL)) != -1) {
@@ -317,6 +324,12 @@ static int parse(int argc, char **argv, struct xfer_args *x, bool sending)
 			break;
 		case O_COPY:
 			x->copy = true;
+			break;
+		case O_PIPES:
+			if (!sending)
+				return usage_error(x->sub, "unknown option --pipes");
+			if (parse_uint(optarg, 2, &x->pipes) || !x->pipes)
+				return usage_error(x->sub, "--pipes: 1 or 2");
 			break;
 		case O_NOSUM:
 			if (!sending)
@@ -504,6 +517,7 @@ int cmd_send(int argc, char **argv)
 	progress_init(&pr, "sent", x.quiet);
 	o = (struct vsm_send_opts){
 		.timeout_ms = x.timeout_ms, .checksum = x.checksum, .copy = x.copy,
+		.pipes = x.pipes,
 		.progress = progress_cb, .progress_arg = &pr,
 	};
 	ret = vsm_send(s, regs, x.regions, &o, &rep);

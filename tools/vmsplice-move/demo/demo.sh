@@ -35,6 +35,7 @@ handoff() {	# LABEL SEND-ARGS...
 }
 
 handoff "move, 4 KiB pages"
+handoff "move, 4 KiB pages, through one pipe: the two sides take turns" --pipes 1
 handoff "move, transparent huge pages" --huge
 handoff "copy (SPLICE_F_GIFT only): what every kernel does" --copy
 exit $rc

@@ -16,7 +16,10 @@
 
 struct receiver {
 	int sock;
-	int pipe_rd;
+	int pipe_rd[VSM_WIRE_MAX_PIPES];
+	unsigned int nr_pipes;	/* announced: 1, or 2 with VSM_WIRE_F_PIPES2 */
+	int nr_fds;		/* descriptors passed, in pipe_rd[] */
+	uint64_t turn;		/* chunks taken: the next from turn % nr_pipes */
 	int timeout;
 	unsigned int flags;	/* vmsplice flags for the data */
 	const struct vsm_recv_opts *o;
@@ -44,14 +47,12 @@ static void fail_wire(struct receiver *r, enum wire_status st, size_t got,
 
 static int read_header(struct receiver *r)
 {
-	int fds[1], nr_fds = 0, extra = 0;
 	size_t got = 0, table;
 	enum wire_status st;
+	int extra = 0;
 
-	st = wire_recv(r->sock, &r->h, sizeof(r->h), &got, fds, &nr_fds, &extra,
-		       r->timeout);
-	if (nr_fds)
-		r->pipe_rd = fds[0];
+	st = wire_recv(r->sock, &r->h, sizeof(r->h), &got, r->pipe_rd,
+		       VSM_WIRE_MAX_PIPES, &r->nr_fds, &extra, r->timeout);
 	if (st != WIRE_OK) {
 		fail_wire(r, st, got, sizeof(r->h), "header");
 		return -1;
@@ -120,7 +121,7 @@ static int read_header(struct receiver *r)
 		return -1;
 	}
 	got = 0;
-	st = wire_recv(r->sock, r->t, table, &got, NULL, NULL, &extra, r->timeout);
+	st = wire_recv(r->sock, r->t, table, &got, NULL, 0, NULL, &extra, r->timeout);
 	if (st != WIRE_OK) {
 		fail_wire(r, st, got, table, "region table");
 		return -1;
@@ -129,14 +130,17 @@ static int read_header(struct receiver *r)
 		rep_fail(r->rep, VSM_EPROTO, EPROTO, "region table checksum mismatch: garbled table");
 		return -1;
 	}
-	/* One descriptor, the pipe: anything more is not ours to keep. */
-	if (!nr_fds) {
+	/* The pipes announced and nothing else: more is not ours to keep. */
+	r->nr_pipes = r->h.flags & VSM_WIRE_F_PIPES2 ? 2 : 1;
+	if (!r->nr_fds) {
 		rep_fail(r->rep, VSM_EPROTO, EPROTO, "sender passed no pipe descriptor");
 		return -1;
 	}
-	if (extra) {
+	if (extra || r->nr_fds != (int)r->nr_pipes) {
 		rep_fail(r->rep, VSM_EPROTO, EPROTO,
-			 "sender passed %d descriptors, expected one pipe", nr_fds + extra);
+			 "sender passed %d descriptor%s, expected %s", r->nr_fds + extra,
+			 r->nr_fds + extra == 1 ? "" : "s",
+			 r->nr_pipes == 2 ? "two pipes" : "one pipe");
 		return -1;
 	}
 	return 0;
@@ -178,12 +182,14 @@ static int check_regions(struct receiver *r)
 		return -1;
 	}
 	/* Reading from anything but a pipe's read end would not be vmsplice. */
-	fl = fcntl(r->pipe_rd, F_GETFL);
-	if (fstat(r->pipe_rd, &st) || !S_ISFIFO(st.st_mode) || fl < 0 ||
-	    (fl & O_ACCMODE) != O_RDONLY) {
-		rep_fail(r->rep, VSM_EPROTO, EPROTO,
-			 "the passed descriptor is not the read end of a pipe");
-		return -1;
+	for (unsigned int i = 0; i < r->nr_pipes; i++) {
+		fl = fcntl(r->pipe_rd[i], F_GETFL);
+		if (fstat(r->pipe_rd[i], &st) || !S_ISFIFO(st.st_mode) || fl < 0 ||
+		    (fl & O_ACCMODE) != O_RDONLY) {
+			rep_fail(r->rep, VSM_EPROTO, EPROTO,
+				 "passed descriptor %u is not the read end of a pipe", i);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -249,15 +255,19 @@ static void sender_stopped(struct receiver *r, const char *what)
 			 (unsigned long long)r->h.total_bytes, why);
 }
 
-static int take_region(struct receiver *r, unsigned int i, size_t cap)
+/*
+ * Take bytes [@off, @off + @len) of region @i, one chunk of the schedule,
+ * from the pipe whose turn it is.
+ */
+static int take_chunk(struct receiver *r, unsigned int i, size_t off, size_t len)
 {
 	struct vsm_region *reg = &r->out->regs[i];
-	size_t off = 0;
+	int rd = r->pipe_rd[r->turn % r->nr_pipes];
+	size_t end = off + len;
 
-	while (off < reg->len) {
-		size_t chunk = reg->len - off < cap ? reg->len - off : cap;
-		struct iovec iov = { (char *)reg->addr + off, chunk };
-		ssize_t n = vmsplice(r->pipe_rd, &iov, 1, r->flags | SPLICE_F_NONBLOCK);
+	while (off < end) {
+		struct iovec iov = { (char *)reg->addr + off, end - off };
+		ssize_t n = vmsplice(rd, &iov, 1, r->flags | SPLICE_F_NONBLOCK);
 		int ready;
 
 		if (n > 0) {
@@ -282,7 +292,7 @@ static int take_region(struct receiver *r, unsigned int i, size_t cap)
 				 strerror(errno));
 			return -1;
 		}
-		ready = wire_poll2(r->pipe_rd, POLLIN, r->sock, r->timeout);
+		ready = wire_poll2(rd, POLLIN, r->sock, r->timeout);
 		if (ready < 0) {
 			rep_fail(r->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
 			return -1;
@@ -299,28 +309,46 @@ static int take_region(struct receiver *r, unsigned int i, size_t cap)
 			return -1;
 		}
 	}
+	r->turn++;
+	return 0;
+}
+
+/* Take region @i, chunk by chunk of the sender's schedule (wire_chunk()). */
+static int take_region(struct receiver *r, unsigned int i)
+{
+	size_t len = r->out->regs[i].len;
+	size_t cap = wire_chunk(r->h.pipe_size, r->h.page_size,
+				r->out->regs[i].flags & VSM_REGION_HUGE);
+
+	for (size_t off = 0; off < len; off += cap)
+		if (take_chunk(r, i, off, len - off < cap ? len - off : cap))
+			return -1;
 	return 0;
 }
 
 /* Nothing may follow the announced bytes: wait for the sender's EOF. */
 static int check_tail(struct receiver *r)
 {
-	int ready = wire_poll2(r->pipe_rd, POLLIN, -1, r->timeout);
-	int left = 0;
+	for (unsigned int i = 0; i < r->nr_pipes; i++) {
+		int ready = wire_poll2(r->pipe_rd[i], POLLIN, -1, r->timeout);
+		int left = 0;
 
-	if (ready < 0) {
-		rep_fail(r->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
-		return -1;
-	}
-	if (ready == 0) {
-		rep_fail(r->rep, VSM_ETIMEDOUT, ETIMEDOUT,
-			 "sender did not close the pipe after the data (%d ms)", r->timeout);
-		return -1;
-	}
-	if (ioctl(r->pipe_rd, FIONREAD, &left) == 0 && left > 0) {
-		rep_fail(r->rep, VSM_EPROTO, EPROTO,
-			 "sender put more into the pipe than announced (%d bytes more)", left);
-		return -1;
+		if (ready < 0) {
+			rep_fail(r->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (ready == 0) {
+			rep_fail(r->rep, VSM_ETIMEDOUT, ETIMEDOUT,
+				 "sender did not close the pipe after the data (%d ms)",
+				 r->timeout);
+			return -1;
+		}
+		if (ioctl(r->pipe_rd[i], FIONREAD, &left) == 0 && left > 0) {
+			rep_fail(r->rep, VSM_EPROTO, EPROTO,
+				 "sender put more into the pipe than announced (%d bytes more)",
+				 left);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -369,10 +397,9 @@ int vsm_recv(int sock, const struct vsm_recv_opts *opts,
 {
 	static const struct vsm_recv_opts defaults;
 	struct vsm_recv_opts o = opts ? *opts : defaults;
-	struct receiver r = { .sock = sock, .pipe_rd = -1, .o = &o, .rep = rep,
-			      .out = out };
+	struct receiver r = { .sock = sock, .pipe_rd = { -1, -1 }, .o = &o,
+			      .rep = rep, .out = out };
 	struct vsm_stats before, after;
-	size_t slots;
 	double t0 = 0;
 	int ret = -1;
 
@@ -387,6 +414,7 @@ int vsm_recv(int sock, const struct vsm_recv_opts *opts,
 	rep->nr_regions = r.h.nr_regions;
 	rep->total_bytes = r.h.total_bytes;
 	rep->pipe_size = r.h.pipe_size;
+	rep->nr_pipes = r.nr_pipes;
 	r.flags = o.copy ? 0 : SPLICE_F_MOVE;
 	rep->path = VSM_PATH_COPY;
 	if (o.copy)
@@ -405,21 +433,16 @@ int vsm_recv(int sock, const struct vsm_recv_opts *opts,
 
 	vsm_stats_read(&before);
 	t0 = wire_now();
-	/* The pipe's read end is ours: the sender closed its copy. */
+	/* What the first pipe holds, as the sender made it, is reported. */
 	{
-		int psz = fcntl(r.pipe_rd, F_GETPIPE_SZ);
+		int psz = fcntl(r.pipe_rd[0], F_GETPIPE_SZ);
 
 		if (psz > 0)
 			rep->pipe_size = psz;
 	}
-	slots = rep->pipe_size / r.h.page_size;
-	for (unsigned int i = 0; i < out->nr; i++) {
-		size_t cap = out->regs[i].flags & VSM_REGION_HUGE ?
-			     slots * vsm_thp_size() : rep->pipe_size;
-
-		if (take_region(&r, i, cap ? cap : r.h.page_size))
+	for (unsigned int i = 0; i < out->nr; i++)
+		if (take_region(&r, i))
 			goto data_out;
-	}
 	rep->seconds = wire_now() - t0;
 	if (check_tail(&r))
 		goto data_out;
@@ -440,8 +463,9 @@ data_out:
 	vsm_stats_delta(&before, &after, &rep->stats);
 	account(&r);
 out:
-	if (r.pipe_rd >= 0)
-		close(r.pipe_rd);	/* first: a sender blocked on it wakes with EPIPE */
+	/* First: a sender blocked on a pipe wakes with EPIPE. */
+	for (int i = 0; i < r.nr_fds; i++)
+		close(r.pipe_rd[i]);
 	if (ret) {
 		rep->local_abort = rep->error != VSM_EPEER && rep->error != VSM_ECLOSED;
 		if (rep->local_abort)

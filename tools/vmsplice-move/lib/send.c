@@ -18,7 +18,9 @@
 
 struct sender {
 	int sock;
-	int pipe_wr;
+	int pipe_wr[VSM_WIRE_MAX_PIPES];
+	unsigned int nr_pipes;
+	uint64_t turn;		/* chunks given: the next goes to turn % nr_pipes */
 	int timeout;
 	unsigned int flags;	/* vmsplice flags for the data */
 	const struct vsm_send_opts *o;
@@ -66,16 +68,19 @@ static void peer_spoke(struct sender *s, const char *when)
 	}
 }
 
-/* Give one region, in pipe-sized chunks, never blocking without a timeout. */
-static int give_region(struct sender *s, const struct vsm_region *r,
-		       size_t cap, uint64_t total)
+/*
+ * Give bytes [@off, @off + @len) of @r, one chunk of the schedule, into
+ * the pipe whose turn it is, never blocking without a timeout.
+ */
+static int give_chunk(struct sender *s, const struct vsm_region *r,
+		      size_t off, size_t len, uint64_t total)
 {
-	size_t off = 0;
+	int wr = s->pipe_wr[s->turn % s->nr_pipes];
+	size_t end = off + len;
 
-	while (off < r->len) {
-		size_t chunk = r->len - off < cap ? r->len - off : cap;
-		struct iovec iov = { (char *)r->addr + off, chunk };
-		ssize_t n = vmsplice(s->pipe_wr, &iov, 1, s->flags | SPLICE_F_NONBLOCK);
+	while (off < end) {
+		struct iovec iov = { (char *)r->addr + off, end - off };
+		ssize_t n = vmsplice(wr, &iov, 1, s->flags | SPLICE_F_NONBLOCK);
 
 		if (n > 0) {
 			/* These bytes left us now, whatever happens next. */
@@ -91,7 +96,7 @@ static int give_region(struct sender *s, const struct vsm_region *r,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			int r2 = wire_poll2(s->pipe_wr, POLLOUT, s->sock, s->timeout);
+			int r2 = wire_poll2(wr, POLLOUT, s->sock, s->timeout);
 
 			if (r2 < 0) {
 				rep_fail(s->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
@@ -126,6 +131,20 @@ static int give_region(struct sender *s, const struct vsm_region *r,
 			 n < 0 ? strerror(errno) : "no progress");
 		return -1;
 	}
+	s->turn++;
+	return 0;
+}
+
+/* Give one region, chunk by chunk of the schedule (wire_chunk()). */
+static int give_region(struct sender *s, const struct vsm_region *r,
+		       uint64_t total)
+{
+	size_t cap = wire_chunk(s->rep->pipe_size, sysconf(_SC_PAGESIZE),
+				r->flags & VSM_REGION_HUGE);
+
+	for (size_t off = 0; off < r->len; off += cap)
+		if (give_chunk(s, r, off, r->len - off < cap ? r->len - off : cap, total))
+			return -1;
 	return 0;
 }
 
@@ -152,7 +171,7 @@ static int check_args(const struct vsm_region *regs, unsigned int nr,
 }
 
 static int send_hello(struct sender *s, const struct vsm_region *regs,
-		      unsigned int nr, uint64_t total, int pipe_rd)
+		      unsigned int nr, uint64_t total, const int *pipe_rd)
 {
 	struct vsm_wire_hello *h;
 	struct vsm_wire_region *t;
@@ -176,7 +195,8 @@ static int send_hello(struct sender *s, const struct vsm_region *regs,
 	h->version = VSM_PROTO_VERSION;
 	h->hello_size = sizeof(*h);
 	h->flags = (s->o->checksum ? VSM_WIRE_F_CHECKSUM : 0) |
-		   (s->flags & SPLICE_F_UNMAP ? VSM_WIRE_F_UNMAP : 0);
+		   (s->flags & SPLICE_F_UNMAP ? VSM_WIRE_F_UNMAP : 0) |
+		   (s->nr_pipes == 2 ? VSM_WIRE_F_PIPES2 : 0);
 	h->page_size = sysconf(_SC_PAGESIZE);
 	h->nr_regions = nr;
 	h->region_size = sizeof(*t);
@@ -184,7 +204,7 @@ static int send_hello(struct sender *s, const struct vsm_region *regs,
 	h->pipe_size = s->rep->pipe_size;
 	h->table_sum = vsm_checksum(t, nr * sizeof(*t));
 	h->hello_sum = vsm_checksum(h, sizeof(*h));
-	st = wire_send(s->sock, buf, len, pipe_rd, s->timeout);
+	st = wire_send(s->sock, buf, len, pipe_rd, s->nr_pipes, s->timeout);
 	free(buf);
 	if (st == WIRE_OK)
 		return 0;
@@ -229,26 +249,79 @@ static int wait_reply(struct sender *s, int want, const char *when)
 	return 0;
 }
 
+/* Close what is open of @fd[0..@nr). */
+static void close_fds(int *fd, unsigned int nr)
+{
+	for (unsigned int i = 0; i < nr; i++) {
+		if (fd[i] >= 0)
+			close(fd[i]);
+		fd[i] = -1;
+	}
+}
+
+/*
+ * The pipes, each as large as asked (the first one's size is announced:
+ * the schedule's chunks follow it), and which way the pages will go.
+ */
+static int make_pipes(struct sender *s, int *rd)
+{
+	struct vsm_report *rep = s->rep;
+
+	for (unsigned int i = 0; i < s->nr_pipes; i++) {
+		int p[2];
+		size_t sz;
+
+		if (pipe2(p, O_CLOEXEC)) {
+			rep_fail(rep, VSM_ESYS, errno, "pipe: %s", strerror(errno));
+			return -1;
+		}
+		rd[i] = p[0];
+		s->pipe_wr[i] = p[1];
+		sz = vsmi_pipe_grow(p[1], s->o->pipe_size);
+		if (i == 0)
+			rep->pipe_size = sz;
+	}
+
+	s->flags = SPLICE_F_GIFT;
+	rep->path = VSM_PATH_COPY;
+	if (s->o->copy) {
+		snprintf(rep->path_why, sizeof(rep->path_why), "copy requested");
+	} else if (vsm_unmap_supported(s->pipe_wr[0]) == 1) {
+		s->flags |= SPLICE_F_UNMAP;
+		rep->path = VSM_PATH_MOVE;
+	} else {
+		snprintf(rep->path_why, sizeof(rep->path_why),
+			 "kernel rejects SPLICE_F_UNMAP: no vmsplice move support");
+	}
+	return 0;
+}
+
 int vsm_send(int sock, const struct vsm_region *regs, unsigned int nr,
 	     const struct vsm_send_opts *opts, struct vsm_report *rep)
 {
 	static const struct vsm_send_opts defaults;
-	struct sender s = { .sock = sock, .pipe_wr = -1, .rep = rep };
+	struct sender s = { .sock = sock, .pipe_wr = { -1, -1 }, .rep = rep };
 	struct vsm_stats before, after;
-	int p[2] = { -1, -1 };
+	int rd[VSM_WIRE_MAX_PIPES] = { -1, -1 };
 	sigset_t old, pending;
 	uint64_t total;
-	size_t page = sysconf(_SC_PAGESIZE), slots;
+	size_t page = sysconf(_SC_PAGESIZE);
 	double t0;
 	int ret = -1;
 
 	memset(rep, 0, sizeof(*rep));
 	s.o = opts ? opts : &defaults;
 	s.timeout = wire_timeout(s.o->timeout_ms);
+	if (s.o->pipes > VSM_WIRE_MAX_PIPES) {
+		rep_fail(rep, VSM_ESYS, EINVAL, "%u pipes: one or two", s.o->pipes);
+		return -1;
+	}
+	s.nr_pipes = s.o->pipes ? s.o->pipes : VSM_WIRE_MAX_PIPES;
 	if (check_args(regs, nr, rep, &total))
 		return -1;
 	rep->nr_regions = nr;
 	rep->total_bytes = total;
+	rep->nr_pipes = s.nr_pipes;
 
 	/* EPIPE must come back as an error, not kill the caller. */
 	sigemptyset(&s.pipe_set);
@@ -257,47 +330,22 @@ int vsm_send(int sock, const struct vsm_region *regs, unsigned int nr,
 	sigpending(&pending);
 	s.sigpipe_was_pending = sigismember(&pending, SIGPIPE);
 
-	if (pipe2(p, O_CLOEXEC)) {
-		rep_fail(rep, VSM_ESYS, errno, "pipe: %s", strerror(errno));
+	if (make_pipes(&s, rd))
 		goto out;
-	}
-	s.pipe_wr = p[1];
-	rep->pipe_size = vsmi_pipe_grow(p[1], s.o->pipe_size);
-	slots = rep->pipe_size / page;
-
-	s.flags = SPLICE_F_GIFT;
-	rep->path = VSM_PATH_COPY;
-	if (s.o->copy) {
-		snprintf(rep->path_why, sizeof(rep->path_why), "copy requested");
-	} else if (vsm_unmap_supported(p[1]) == 1) {
-		s.flags |= SPLICE_F_UNMAP;
-		rep->path = VSM_PATH_MOVE;
-	} else {
-		snprintf(rep->path_why, sizeof(rep->path_why),
-			 "kernel rejects SPLICE_F_UNMAP: no vmsplice move support");
-	}
-
-	if (send_hello(&s, regs, nr, total, p[0]))
+	if (send_hello(&s, regs, nr, total, rd))
 		goto out;
-	close(p[0]);	/* the receiver's now; we must not read our gift back */
-	p[0] = -1;
+	/* The receiver's now; we must not read our gift back. */
+	close_fds(rd, s.nr_pipes);
 	if (wait_reply(&s, VSM_MSG_ACCEPT, "after the header"))
 		goto out;
 
 	vsm_stats_read(&before);
 	t0 = wire_now();
-	for (unsigned int i = 0; i < nr; i++) {
-		/* A THP costs one pipe slot: a chunk of them fills as many slots. */
-		size_t cap = regs[i].flags & VSM_REGION_HUGE ?
-			     slots * vsm_thp_size() : rep->pipe_size;
-
-		if (give_region(&s, &regs[i], cap, total))
+	for (unsigned int i = 0; i < nr; i++)
+		if (give_region(&s, &regs[i], total))
 			goto abort;
-	}
 	/* EOF after the last byte: the receiver checks nothing else follows. */
-	close(p[1]);
-	p[1] = -1;
-	s.pipe_wr = -1;
+	close_fds(s.pipe_wr, s.nr_pipes);
 	rep->seconds = wire_now() - t0;
 	vsm_stats_read(&after);
 	vsm_stats_delta(&before, &after, &rep->stats);
@@ -322,10 +370,8 @@ out:
 				   rep->error == VSM_ECANCEL);
 	if (rep->local_abort)
 		tell_abort(&s);
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
+	close_fds(rd, VSM_WIRE_MAX_PIPES);
+	close_fds(s.pipe_wr, VSM_WIRE_MAX_PIPES);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return ret;
 }

@@ -290,7 +290,7 @@ struct vsm_report {
 	/* Sender: bytes the receiver confirmed it took (its last word). */
 	uint64_t acked;
 	bool verified;		/* receiver: checksums present and matched */
-	size_t pipe_size;	/* bytes the pipe held */
+	size_t pipe_size;	/* bytes a pipe held */
 	double seconds;		/* data phase, wall clock */
 
 	/*
@@ -313,6 +313,8 @@ struct vsm_report {
 	uint64_t pages_moved;
 	uint64_t pages_zero;
 	uint64_t pages_copied;
+
+	unsigned int nr_pipes;	/* pipes the data went through in turn */
 };
 
 /*
@@ -329,6 +331,7 @@ struct vsm_send_opts {
 	size_t pipe_size;	/* 0: as large as pipe-max-size allows */
 	vsm_progress_fn progress;
 	void *progress_arg;
+	unsigned int pipes;	/* 1 or 2 pipes in turn; 0: 2 */
 };
 
 /*
@@ -341,13 +344,18 @@ struct vsm_send_opts {
  * @rep:  filled in, also on failure: rep->bytes says exactly which bytes
  *        left this process (the first rep->bytes of the concatenation).
  *
- * Makes a pipe, sends its read end with SCM_RIGHTS along with a header
- * describing the regions, waits for the receiver to accept, gives the
- * pages in pipe-sized chunks (SPLICE_F_GIFT|SPLICE_F_UNMAP, or GIFT alone
- * on kernels without the change: rep->path says which), and waits for the
- * receiver's confirmation.  SIGPIPE is blocked in the calling thread while
- * it runs and a SIGPIPE it caused is consumed.  Returns 0, or -1 with
- * rep->error and rep->reason set.  On failure the receiver is told why.
+ * Makes two pipes (opts->pipes: one), sends their read ends with
+ * SCM_RIGHTS along with a header describing the regions, waits for the
+ * receiver to accept, gives the pages in pipe-sized chunks through the
+ * pipes in turn (SPLICE_F_GIFT|SPLICE_F_UNMAP, or GIFT alone on kernels
+ * without the change: rep->path says which), and waits for the receiver's
+ * confirmation.  With two pipes this side fills one while the receiver
+ * empties the other: a pipe's lock is held across all the page-table work
+ * of filling or emptying it, so through one pipe the two sides take turns.
+ * SIGPIPE is blocked in the calling thread while it runs and a SIGPIPE it
+ * caused is consumed.  Returns 0, or -1 with rep->error and rep->reason
+ * set (VSM_ESYS, EINVAL for opts->pipes > 2).  On failure the receiver is
+ * told why.
  */
 int vsm_send(int sock, const struct vsm_region *regs, unsigned int nr,
 	     const struct vsm_send_opts *opts, struct vsm_report *rep);

@@ -60,30 +60,34 @@ int wire_poll2(int fd, short events, int fd2, int timeout_ms)
 }
 
 enum wire_status wire_send(int sock, const void *buf, size_t len,
-			   int pass_fd, int timeout_ms)
+			   const int *fds, int nr_fds, int timeout_ms)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * VSM_WIRE_MAX_PIPES)];
 		struct cmsghdr align;
 	} ctl;
 	const char *p = buf;
 
+	if (nr_fds < 0 || nr_fds > VSM_WIRE_MAX_PIPES) {
+		errno = EINVAL;
+		return WIRE_ERR;
+	}
 	while (len) {
 		struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 		ssize_t n;
 
-		if (pass_fd >= 0) {
+		if (nr_fds) {
 			struct cmsghdr *c;
 
 			memset(&ctl, 0, sizeof(ctl));
 			mh.msg_control = ctl.buf;
-			mh.msg_controllen = sizeof(ctl.buf);
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr_fds);
 			c = CMSG_FIRSTHDR(&mh);
 			c->cmsg_level = SOL_SOCKET;
 			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+			c->cmsg_len = CMSG_LEN(sizeof(int) * nr_fds);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * nr_fds);
 		}
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -99,19 +103,36 @@ enum wire_status wire_send(int sock, const void *buf, size_t len,
 		}
 		if (n < 0)
 			return errno == EPIPE || errno == ECONNRESET ? WIRE_EOF : WIRE_ERR;
-		pass_fd = -1;	/* went with the first byte */
+		nr_fds = 0;	/* they went with the first byte */
 		p += n;
 		len -= n;
 	}
 	return WIRE_OK;
 }
 
+size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, bool huge)
+{
+	uint64_t slots = page_size ? pipe_size / page_size : 0;
+	size_t thp = vsm_thp_size();
+	uint64_t chunk = pipe_size;
+
+	if (huge && thp) {	/* a whole THP takes one slot */
+		if (slots > SIZE_MAX / thp)
+			return SIZE_MAX;
+		chunk = slots * thp;
+	}
+	if (chunk != (size_t)chunk)	/* 32-bit */
+		return SIZE_MAX;
+	return chunk ? chunk : (page_size ? page_size : 4096);
+}
+
 /*
- * The first descriptor that comes along goes to fds[0] when the caller
- * wants one (*nr_fds still 0); every other one is closed and counted in
- * *extra, so that a peer cannot make us hold descriptors we did not ask for.
+ * Descriptors that come along go to @fds while the caller wants more
+ * (*nr_fds below @max); every other one is closed and counted in *extra,
+ * so that a peer cannot make us hold descriptors we did not ask for.
  */
-static void take_fds(struct msghdr *mh, int *fds, int *nr_fds, int *extra)
+static void take_fds(struct msghdr *mh, int *fds, int max, int *nr_fds,
+		     int *extra)
 {
 	if (mh->msg_flags & MSG_CTRUNC)
 		(*extra)++;	/* some were dropped by the kernel already */
@@ -125,9 +146,8 @@ static void take_fds(struct msghdr *mh, int *fds, int *nr_fds, int *extra)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (fds && nr_fds && *nr_fds == 0) {
-				fds[0] = fd;
-				*nr_fds = 1;
+			if (fds && nr_fds && *nr_fds < max) {
+				fds[(*nr_fds)++] = fd;
 			} else {
 				close(fd);
 				(*extra)++;
@@ -137,7 +157,7 @@ static void take_fds(struct msghdr *mh, int *fds, int *nr_fds, int *extra)
 }
 
 enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
-			   int *fds, int *nr_fds, int *extra_fds,
+			   int *fds, int max_fds, int *nr_fds, int *extra_fds,
 			   int timeout_ms)
 {
 	union {
@@ -177,7 +197,7 @@ enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
 			n = 0;
 		if (n < 0)
 			goto err;
-		take_fds(&mh, fds, nr_fds, extra_fds);
+		take_fds(&mh, fds, max_fds, nr_fds, extra_fds);
 		if (n == 0) {
 			if (got)
 				*got = done;
@@ -207,7 +227,7 @@ enum wire_status wire_send_msg(int sock, int type, int error, uint64_t bytes,
 
 	if (reason)
 		snprintf(m.reason, sizeof(m.reason), "%s", reason);
-	return wire_send(sock, &m, sizeof(m), -1, timeout_ms);
+	return wire_send(sock, &m, sizeof(m), NULL, 0, timeout_ms);
 }
 
 enum wire_status wire_recv_msg(int sock, struct vsm_wire_msg *m,
@@ -217,7 +237,7 @@ enum wire_status wire_recv_msg(int sock, struct vsm_wire_msg *m,
 	int extra = 0;
 	enum wire_status st;
 
-	st = wire_recv(sock, m, sizeof(*m), &got, NULL, NULL, &extra, timeout_ms);
+	st = wire_recv(sock, m, sizeof(*m), &got, NULL, 0, NULL, &extra, timeout_ms);
 	if (st == WIRE_EOF && got)
 		snprintf(why, why_len, "peer closed the connection inside a message (%zu of %zu bytes)",
 			 got, sizeof(*m));

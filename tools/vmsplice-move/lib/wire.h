@@ -2,10 +2,13 @@
 /*
  * The hand-off wire format (internal; documented in vsm_send(3)).
  *
- * Sender -> receiver, with the pipe's read end attached (SCM_RIGHTS):
+ * Sender -> receiver, with the pipes' read ends attached (SCM_RIGHTS, in
+ * order: one, or two with VSM_WIRE_F_PIPES2):
  *   struct vsm_wire_hello, then nr_regions x struct vsm_wire_region.
  * Receiver -> sender: ACCEPT or ABORT.
- * Data: the regions' bytes, concatenated, through the pipe.
+ * Data: the regions' bytes, concatenated, through the pipes in turn: each
+ * region in chunks of wire_chunk() bytes, chunk k of the whole hand-off
+ * through pipe k % nr_pipes.
  * Receiver -> sender: DONE (bytes taken) or ABORT.
  * Either side may send ABORT at any time after the hello.
  * All integers are host byte order (both ends share one kernel).
@@ -23,7 +26,11 @@
 
 #define VSM_WIRE_F_CHECKSUM	0x1u	/* regions carry XXH3-64 sums */
 #define VSM_WIRE_F_UNMAP	0x2u	/* the sender gives with UNMAP */
-#define VSM_WIRE_F_KNOWN	(VSM_WIRE_F_CHECKSUM | VSM_WIRE_F_UNMAP)
+#define VSM_WIRE_F_PIPES2	0x4u	/* two pipes, taking turns */
+#define VSM_WIRE_F_KNOWN	(VSM_WIRE_F_CHECKSUM | VSM_WIRE_F_UNMAP | \
+				 VSM_WIRE_F_PIPES2)
+
+#define VSM_WIRE_MAX_PIPES	2
 
 struct vsm_wire_hello {
 	uint32_t magic;
@@ -83,21 +90,30 @@ int wire_timeout(int timeout_ms);
 int wire_poll2(int fd, short events, int fd2, int timeout_ms);
 
 /*
- * Send @len bytes, each wait bounded by @timeout_ms; @pass_fd >= 0 goes
- * along with the first byte (SCM_RIGHTS).  Never raises SIGPIPE.
+ * Send @len bytes, each wait bounded by @timeout_ms; the @nr_fds
+ * descriptors @fds (at most VSM_WIRE_MAX_PIPES) go along with the first
+ * byte (SCM_RIGHTS).  Never raises SIGPIPE.
  */
 enum wire_status wire_send(int sock, const void *buf, size_t len,
-			   int pass_fd, int timeout_ms);
+			   const int *fds, int nr_fds, int timeout_ms);
 
 /*
  * Receive exactly @len bytes.  *@got (when not NULL) counts what arrived.
- * The first descriptor that comes along is stored in @fds[0] when @fds and
- * @nr_fds are given and *@nr_fds is 0 (then set to 1); any other is closed
- * and counted in *@extra_fds.
+ * Descriptors that come along are stored in @fds while *@nr_fds is below
+ * @max_fds (and counted there); any other is closed and counted in
+ * *@extra_fds.
  */
 enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
-			   int *fds, int *nr_fds, int *extra_fds,
+			   int *fds, int max_fds, int *nr_fds, int *extra_fds,
 			   int timeout_ms);
+
+/*
+ * The size of one turn of the data schedule: what a pipe of @pipe_size
+ * bytes holds, one slot a page, a whole THP a slot in a VSM_REGION_HUGE
+ * region (@huge); never 0, and SIZE_MAX rather than an overflow.  Both
+ * sides compute it from the header's pipe_size.
+ */
+size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, bool huge);
 
 /* One control message each way. */
 enum wire_status wire_send_msg(int sock, int type, int error, uint64_t bytes,
