@@ -256,8 +256,9 @@ FIXTURE_VARIANT_ADD(proto, thp) {
 
 /*
  * Many turns of two small pipes: chunks end mid-region and mid-page, and
- * regions start mid-turn; a receiver that took a chunk from the wrong pipe
- * or cut it elsewhere than the sender would put bytes in the wrong place.
+ * the pipes' alternation carries on across regions; a receiver that took a
+ * chunk from the wrong pipe or cut it elsewhere than the sender would put
+ * bytes in the wrong place.
  */
 FIXTURE_VARIANT_ADD(proto, two_pipes_many_turns) {
 	.l = { .nr = 3, .len = { (1 << 20) + 5, 3 << 20, 3 * 4096 + 1 },

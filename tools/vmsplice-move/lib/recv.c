@@ -318,7 +318,8 @@ static int take_region(struct receiver *r, unsigned int i)
 {
 	size_t len = r->out->regs[i].len;
 	size_t cap = wire_chunk(r->h.pipe_size, r->h.page_size,
-				r->out->regs[i].flags & VSM_REGION_HUGE);
+				r->out->regs[i].flags & VSM_REGION_HUGE ?
+				r->h.thp_size : 0);
 
 	for (size_t off = 0; off < len; off += cap)
 		if (take_chunk(r, i, off, len - off < cap ? len - off : cap))
@@ -326,13 +327,23 @@ static int take_region(struct receiver *r, unsigned int i)
 	return 0;
 }
 
-/* Nothing may follow the announced bytes: wait for the sender's EOF. */
+/*
+ * Nothing may follow the announced bytes: wait for the sender's EOF on
+ * each pipe, within one timeout for all of them.
+ */
 static int check_tail(struct receiver *r)
 {
-	for (unsigned int i = 0; i < r->nr_pipes; i++) {
-		int ready = wire_poll2(r->pipe_rd[i], POLLIN, -1, r->timeout);
-		int left = 0;
+	double end = wire_now() + r->timeout / 1e3;
 
+	for (unsigned int i = 0; i < r->nr_pipes; i++) {
+		int left = 0, ms = r->timeout, ready;
+
+		if (r->timeout >= 0) {
+			double rest = (end - wire_now()) * 1e3;
+
+			ms = rest > 0 ? (int)(rest + 0.999) : 0;
+		}
+		ready = wire_poll2(r->pipe_rd[i], POLLIN, -1, ms);
 		if (ready < 0) {
 			rep_fail(r->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
 			return -1;

@@ -140,7 +140,7 @@ static int give_region(struct sender *s, const struct vsm_region *r,
 		       uint64_t total)
 {
 	size_t cap = wire_chunk(s->rep->pipe_size, sysconf(_SC_PAGESIZE),
-				r->flags & VSM_REGION_HUGE);
+				r->flags & VSM_REGION_HUGE ? vsm_thp_size() : 0);
 
 	for (size_t off = 0; off < r->len; off += cap)
 		if (give_chunk(s, r, off, r->len - off < cap ? r->len - off : cap, total))
@@ -202,6 +202,7 @@ static int send_hello(struct sender *s, const struct vsm_region *regs,
 	h->region_size = sizeof(*t);
 	h->total_bytes = total;
 	h->pipe_size = s->rep->pipe_size;
+	h->thp_size = vsm_thp_size();
 	h->table_sum = vsm_checksum(t, nr * sizeof(*t));
 	h->hello_sum = vsm_checksum(h, sizeof(*h));
 	st = wire_send(s->sock, buf, len, pipe_rd, s->nr_pipes, s->timeout);
@@ -260,8 +261,10 @@ static void close_fds(int *fd, unsigned int nr)
 }
 
 /*
- * The pipes, each as large as asked (the first one's size is announced:
- * the schedule's chunks follow it), and which way the pages will go.
+ * The pipes, each as large as asked, and which way the pages will go.
+ * One size for both, announced as the schedule's chunk: near the user's
+ * pipe-user-pages limit the second may grow less than the first, and a
+ * turn larger than its pipe would make the two sides take turns again.
  */
 static int make_pipes(struct sender *s, int *rd)
 {
@@ -277,9 +280,15 @@ static int make_pipes(struct sender *s, int *rd)
 		}
 		rd[i] = p[0];
 		s->pipe_wr[i] = p[1];
-		sz = vsmi_pipe_grow(p[1], s->o->pipe_size);
-		if (i == 0)
+		sz = vsmi_pipe_grow(p[1], i ? rep->pipe_size : s->o->pipe_size);
+		if (i == 0 || sz < rep->pipe_size)
 			rep->pipe_size = sz;
+	}
+	/* Shrinking an empty pipe to a size it had room for cannot fail. */
+	if (s->nr_pipes > 1 &&
+	    fcntl(s->pipe_wr[0], F_SETPIPE_SZ, (int)rep->pipe_size) < 0) {
+		rep_fail(rep, VSM_ESYS, errno, "F_SETPIPE_SZ: %s", strerror(errno));
+		return -1;
 	}
 
 	s->flags = SPLICE_F_GIFT;

@@ -236,7 +236,7 @@ const char *vsm_probe_result_name(enum vsm_probe_result r);
 /* ---------------------------------------------------------------------- */
 
 /* Wire protocol version spoken by this library (see vsm_send(3)). */
-#define VSM_PROTO_VERSION	1
+#define VSM_PROTO_VERSION	2
 /* Limits the receiver enforces by default. */
 #define VSM_MAX_REGIONS		4096
 

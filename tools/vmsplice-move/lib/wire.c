@@ -110,16 +110,15 @@ enum wire_status wire_send(int sock, const void *buf, size_t len,
 	return WIRE_OK;
 }
 
-size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, bool huge)
+size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, uint64_t thp_size)
 {
 	uint64_t slots = page_size ? pipe_size / page_size : 0;
-	size_t thp = vsm_thp_size();
 	uint64_t chunk = pipe_size;
 
-	if (huge && thp) {	/* a whole THP takes one slot */
-		if (slots > SIZE_MAX / thp)
+	if (thp_size) {		/* a whole THP takes one slot */
+		if (slots > UINT64_MAX / thp_size)
 			return SIZE_MAX;
-		chunk = slots * thp;
+		chunk = slots * thp_size;
 	}
 	if (chunk != (size_t)chunk)	/* 32-bit */
 		return SIZE_MAX;

@@ -41,7 +41,8 @@ struct vsm_wire_hello {
 	uint32_t nr_regions;
 	uint32_t region_size;	/* sizeof(struct vsm_wire_region) */
 	uint64_t total_bytes;	/* sum of the regions' lengths */
-	uint64_t pipe_size;
+	uint64_t pipe_size;	/* both pipes': the schedule's chunk */
+	uint64_t thp_size;	/* the sender's: a huge region's chunk unit */
 	uint64_t table_sum;	/* XXH3-64 of the region table */
 	uint64_t hello_sum;	/* XXH3-64 of this struct, hello_sum = 0 */
 };
@@ -109,11 +110,12 @@ enum wire_status wire_recv(int sock, void *buf, size_t len, size_t *got,
 
 /*
  * The size of one turn of the data schedule: what a pipe of @pipe_size
- * bytes holds, one slot a page, a whole THP a slot in a VSM_REGION_HUGE
- * region (@huge); never 0, and SIZE_MAX rather than an overflow.  Both
- * sides compute it from the header's pipe_size.
+ * bytes holds, one slot a page, a whole THP of @thp_size bytes a slot in
+ * a VSM_REGION_HUGE region (@thp_size 0: not one); never 0, and SIZE_MAX
+ * rather than an overflow.  Both sides compute it from the header, so that
+ * they cut the stream alike whatever each can read of its own system.
  */
-size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, bool huge);
+size_t wire_chunk(uint64_t pipe_size, uint32_t page_size, uint64_t thp_size);
 
 /* One control message each way. */
 enum wire_status wire_send_msg(int sock, int type, int error, uint64_t bytes,
