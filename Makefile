@@ -54,6 +54,10 @@ $(TESTBIN)/%: tests/%.c $(LIB_OBJS) $(LIB_HDRS) | $(KHDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+# lib/test_hmm's uapi, from the extracted tree (not a uapi header).
+$(TESTBIN)/vmsplice_notifier: CFLAGS += -iquote $(KSRC)/lib
+$(TESTBIN)/vmsplice_notifier: $(KSRC)/lib/test_hmm_uapi.h
+
 # ---- tools/vmsplice-move (library, command, install): its own file ----
 include tools/vmsplice-move/tool.mk
 # ---- end tools/vmsplice-move ----
