@@ -336,14 +336,10 @@ static int check_tail(struct receiver *r)
 	double end = wire_now() + r->timeout / 1e3;
 
 	for (unsigned int i = 0; i < r->nr_pipes; i++) {
-		int left = 0, ms = r->timeout, ready;
+		int ready = wire_poll2(r->pipe_rd[i], POLLIN, -1,
+				       wire_ms_left(end, r->timeout));
+		int left = 0;
 
-		if (r->timeout >= 0) {
-			double rest = (end - wire_now()) * 1e3;
-
-			ms = rest > 0 ? (int)(rest + 0.999) : 0;
-		}
-		ready = wire_poll2(r->pipe_rd[i], POLLIN, -1, ms);
 		if (ready < 0) {
 			rep_fail(r->rep, VSM_ESYS, errno, "poll: %s", strerror(errno));
 			return -1;

@@ -30,6 +30,16 @@ int wire_timeout(int timeout_ms)
 	return timeout_ms < 0 ? -1 : timeout_ms;
 }
 
+int wire_ms_left(double end, int timeout_ms)
+{
+	double left;
+
+	if (timeout_ms < 0)
+		return -1;
+	left = (end - wire_now()) * 1e3;
+	return left > 0 ? (int)(left + 0.999) : 0;
+}
+
 int wire_poll2(int fd, short events, int fd2, int timeout_ms)
 {
 	struct pollfd p[2] = {
@@ -39,15 +49,8 @@ int wire_poll2(int fd, short events, int fd2, int timeout_ms)
 	double end = wire_now() + timeout_ms / 1e3;
 
 	for (;;) {
-		int left = timeout_ms;
-		int n;
+		int n = poll(p, fd2 >= 0 ? 2 : 1, wire_ms_left(end, timeout_ms));
 
-		if (timeout_ms >= 0) {
-			left = (int)((end - wire_now()) * 1e3 + 0.999);
-			if (left < 0)
-				left = 0;
-		}
-		n = poll(p, fd2 >= 0 ? 2 : 1, left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

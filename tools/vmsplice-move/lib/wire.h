@@ -84,6 +84,12 @@ enum wire_status {
 int wire_timeout(int timeout_ms);
 
 /*
+ * Milliseconds left until @end (wire_now() seconds) of a wait bounded by
+ * @timeout_ms, rounded up, 0 once past; -1 (forever) for @timeout_ms < 0.
+ */
+int wire_ms_left(double end, int timeout_ms);
+
+/*
  * Wait up to @timeout_ms for @events on @fd (and, when @fd2 >= 0, for
  * POLLIN on @fd2): returns bit 0 when @fd is ready, bit 1 when @fd2 is,
  * 0 on timeout, -1 on error.  Restarts after EINTR with the time left.
