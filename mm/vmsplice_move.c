@@ -29,6 +29,7 @@
  */
 #include <linux/cpuset.h>
 #include <linux/huge_mm.h>
+#include <linux/list_sort.h>
 #include <linux/memcontrol.h>
 #include <linux/mempolicy.h>
 #include <linux/mm.h>
@@ -93,8 +94,12 @@ struct vmsplice_gift_ref {
 	 * PageAnonExclusive.  Set before the pipe is unlocked, then only read.
 	 */
 	bool tails_clear;
-	/* While the giving call runs: its THPs found mapped by a PMD. */
-	struct vmsplice_gift_ref *next_thp;
+	/*
+	 * While the giving call runs: its THPs found mapped by a PMD, on the
+	 * call's own list (on its stack), taken off it before the call
+	 * returns (vmsplice_gift_forget_thps()).
+	 */
+	struct list_head thp_list;
 	struct folio *thp;
 	unsigned long thp_addr;
 };
@@ -171,7 +176,7 @@ struct vmsplice_gift {
 	struct vmsplice_range *range;
 	unsigned int nr, max;
 	unsigned long unmapped;		/* pages */
-	struct vmsplice_gift_ref *thps;	/* vmsplice_gift_thp()'s buffers */
+	struct list_head thps;		/* vmsplice_gift_thp()'s buffers */
 };
 
 /*
@@ -214,28 +219,15 @@ static int vmsplice_range_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* Unmap [@start, @end) of the giver wherever allowed; count the pages. */
-static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
-				 unsigned long end)
+/* vmsplice_gift_unmap()'s order: by address, as its ranges are. */
+static int vmsplice_thp_cmp(void *priv, const struct list_head *a,
+			    const struct list_head *b)
 {
-	VMA_ITERATOR(vmi, g->mm, start);
-	struct vm_area_struct *vma;
+	const struct vmsplice_gift_ref *x, *y;
 
-	for_each_vma_range(vmi, vma, end) {
-		unsigned long s = max(start, vma->vm_start);
-		unsigned long e = min(end, vma->vm_end);
-
-		if (!vmsplice_vma_may_unmap(vma))
-			continue;
-		/*
-		 * One mmu_gather, one mmu-notifier range and one TLB flush
-		 * for the whole range; a whole PMD-mapped THP goes in one
-		 * step, without a split.  This also drains the local LRU
-		 * batches, so that the pipe's reference is often the last.
-		 */
-		zap_page_range_single(vma, s, e - s, NULL);
-		g->unmapped += (e - s) >> PAGE_SHIFT;
-	}
+	x = list_entry(a, struct vmsplice_gift_ref, thp_list);
+	y = list_entry(b, struct vmsplice_gift_ref, thp_list);
+	return x->thp_addr > y->thp_addr;
 }
 
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
@@ -281,7 +273,10 @@ static bool vmsplice_pmd_maps(pmd_t pmdval, struct folio *folio)
  * @vma that mapped it, as zap_huge_pmd() does (the PMD's folio reference left
  * to @tlb, dropped after the TLB flush), if that PMD still maps it.  The caller
  * holds the mmap_lock, has checked that @vma is anonymous, holds the whole THP
- * and may be unmapped, and has started an mmu-notifier range over it.  Not left
+ * and may be unmapped, has started an mmu-notifier range over it, and has
+ * called tlb_start_vma() and tlb_change_page_size(HPAGE_PMD_SIZE) on @tlb.
+ * A THP named twice is unmapped once: the second time its PMD maps nothing,
+ * or something else, and is left alone.  Not left
  * to the zap that follows so that the check and the unmap happen under one PMD
  * lock, which tells the taker something: no tail page of an anonymous THP
  * mapped by a PMD carries PageAnonExclusive.  Only PTE-level rmap additions set
@@ -333,63 +328,135 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 }
 
 /*
- * Unmap the THPs of g->thps, run by run of adjacent ones in one VMA (one
- * segment's THPs follow each other on the list, highest first): one
- * mmu-notifier range and one tlb_start_vma()/tlb_end_vma() a run instead
- * of one each a THP, so that a secondary MMU (KVM) invalidates once for
- * the segment, and architectures that flush at tlb_end_vma() flush once.
- * Adjacent only: a run across holes would invalidate, and flush, pages
- * nobody unmaps.  Whether the run may be unmapped is its VMA's to say.  A
- * THP named twice is unmapped once: the second time its PMD maps nothing.
+ * The first of the sorted given THPs, taken off the list if it lies below
+ * @end, else NULL.
  */
-static void vmsplice_gift_unmap_thps(struct vmsplice_gift *g)
+static struct vmsplice_gift_ref *vmsplice_next_thp(struct vmsplice_gift *g,
+						   unsigned long end)
+{
+	struct vmsplice_gift_ref *ref;
+
+	ref = list_first_entry_or_null(&g->thps, struct vmsplice_gift_ref,
+				       thp_list);
+	if (!ref || ref->thp_addr >= end)
+		return NULL;
+	list_del_init(&ref->thp_list);
+	return ref;
+}
+
+/*
+ * Unmap [@s, @e) of @vma, which the giver may unmap, as
+ * zap_page_range_single() would, but with the given THPs that lie whole in
+ * it (at the head of the sorted g->thps) unmapped from their PMDs by
+ * vmsplice_gift_unmap_thp() first, inside the same mmu-notifier range and
+ * mmu_gather: a secondary MMU (KVM) sees one invalidation per range per
+ * VMA, whatever mix of THPs and small pages it holds, and the zap that
+ * follows finds those PMDs empty.  A THP whose PMD no longer maps it (a
+ * VMA changed since it was given, or it was named twice and is already
+ * unmapped) is left to the zap, which unmaps whatever is there now.
+ *
+ * Return: false, with nothing unmapped, when the range holds none of them
+ * or @vma is not one this path may zap: the caller zaps it as usual.
+ */
+static bool vmsplice_zap_given_range(struct vmsplice_gift *g,
+				     struct vm_area_struct *vma,
+				     unsigned long s, unsigned long e)
 {
 	struct mmu_notifier_range range;
-	struct vmsplice_gift_ref *ref, *run;
-	struct vm_area_struct *vma;
+	struct vmsplice_gift_ref *ref;
 	struct mmu_gather tlb;
-	unsigned long start, end;
 
+	/*
+	 * Those below @s lay in a gap between VMAs, in a VMA that may not be
+	 * unmapped (they stay mapped, and the taker copies them), or in one
+	 * that was zapped the usual way.
+	 */
+	while (vmsplice_next_thp(g, s))
+		;
+	ref = list_first_entry_or_null(&g->thps, struct vmsplice_gift_ref,
+				       thp_list);
+	if (!ref || ref->thp_addr >= e)
+		return false;
+	/*
+	 * Only an anonymous VMA's PMDs map anonymous THPs, and this path
+	 * skips unmap_single_vma()'s extras (uprobes, PFN tracking,
+	 * hugetlb), which only file, PFN-mapped and hugetlb VMAs need.  A
+	 * private mapping of /dev/zero is anonymous but keeps its vm_file:
+	 * zapped the usual way, so that what this path skips is provably
+	 * nothing.
+	 */
+	if (!vma_is_anonymous(vma) || vma->vm_file)
+		return false;
+
+	/* zap_page_range_single()'s steps, the PMD pass added. */
+	lru_add_drain();
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm, s, e);
 	tlb_gather_mmu(&tlb, g->mm);
-	tlb_change_page_size(&tlb, HPAGE_PMD_SIZE);
 	update_hiwater_rss(g->mm);
-	while (g->thps) {
-		run = g->thps;
-		start = run->thp_addr;
-		end = start + HPAGE_PMD_SIZE;
-		/* Only an anonymous VMA's PMDs map anonymous THPs. */
-		vma = vma_lookup(g->mm, start);
-		if (!vma || !vma_is_anonymous(vma) ||
-		    !vmsplice_vma_holds_thp(vma, start)) {
-			g->thps = run->next_thp;
-			continue;
-		}
-		for (ref = run->next_thp; ref; ref = ref->next_thp) {
-			if (!vmsplice_vma_holds_thp(vma, ref->thp_addr))
-				break;
-			if (ref->thp_addr + HPAGE_PMD_SIZE == start)
-				start = ref->thp_addr;
-			else if (ref->thp_addr == end)
-				end += HPAGE_PMD_SIZE;
-			else
-				break;
-		}
-		g->thps = ref;
-		if (!vmsplice_vma_may_unmap(vma))
-			continue;
-
-		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, g->mm,
-					start, end);
-		mmu_notifier_invalidate_range_start(&range);
-		tlb_start_vma(&tlb, vma);
-		for (ref = run; ref != g->thps; ref = ref->next_thp)
+	mmu_notifier_invalidate_range_start(&range);
+	/*
+	 * Before any PMD changes: the VMA's flags, which a flush that a full
+	 * batch forces during the PMD pass uses, and (on VIVT caches) the
+	 * cache flush.  unmap_page_range() starts the VMA again: harmless,
+	 * but on VIVT caches the whole VMA's cache is flushed twice.  The
+	 * page size once, for the whole PMD pass: on the architectures
+	 * that track it a change of size forces a flush.
+	 */
+	tlb_start_vma(&tlb, vma);
+	tlb_change_page_size(&tlb, HPAGE_PMD_SIZE);
+	while ((ref = vmsplice_next_thp(g, e))) {
+		/* Whole inside [@s, @e): a VMA cutting a THP split its PMD. */
+		if (ref->thp_addr >= s && ref->thp_addr + HPAGE_PMD_SIZE <= e)
 			vmsplice_gift_unmap_thp(g, &tlb, vma, ref);
-		tlb_end_vma(&tlb, vma);
-		mmu_notifier_invalidate_range_end(&range);
+		cond_resched();
 	}
+	/*
+	 * No tlb_end_vma() of our own: unmap_page_range() ends the VMA, and
+	 * that one flush (at tlb_finish_mmu() where VMAs merge) covers the
+	 * PMDs and the PTEs alike.  Where a flush goes by range at the
+	 * smallest page size gathered (arm64, riscv), a range that mixes
+	 * THPs and small pages is flushed at 4 KiB strides, as a zap of
+	 * such a range always was.
+	 */
+	unmap_page_range(&tlb, vma, s, e, NULL);
+	mmu_notifier_invalidate_range_end(&range);
 	tlb_finish_mmu(&tlb);
+	return true;
+}
+#else
+static bool vmsplice_zap_given_range(struct vmsplice_gift *g,
+				     struct vm_area_struct *vma,
+				     unsigned long s, unsigned long e)
+{
+	return false;
 }
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
+
+/* Unmap [@start, @end) of the giver wherever allowed; count the pages. */
+static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
+				 unsigned long end)
+{
+	VMA_ITERATOR(vmi, g->mm, start);
+	struct vm_area_struct *vma;
+
+	for_each_vma_range(vmi, vma, end) {
+		unsigned long s = max(start, vma->vm_start);
+		unsigned long e = min(end, vma->vm_end);
+
+		if (!vmsplice_vma_may_unmap(vma))
+			continue;
+		/*
+		 * One mmu_gather, one mmu-notifier range and one TLB flush
+		 * (more if a batch fills) for the range's part in this VMA,
+		 * given THPs and small pages alike; a whole PMD-mapped THP goes in one step,
+		 * without a split.  This also drains the local LRU batches,
+		 * so that the pipe's reference is often the last.
+		 */
+		if (!vmsplice_zap_given_range(g, vma, s, e))
+			zap_page_range_single(vma, s, e - s, NULL);
+		g->unmapped += (e - s) >> PAGE_SHIFT;
+	}
+}
 
 /*
  * Unmap every range given in this call, once: sorted and merged, so that a
@@ -412,17 +479,34 @@ static void vmsplice_gift_unmap(struct vmsplice_gift *g)
 	}
 	g->nr = n + 1;
 
+	/*
+	 * The THPs in the ranges' order, so that each range finds its own at
+	 * the head of the list (vmsplice_zap_given_range()).  The list is
+	 * this call's own: no lock needed.
+	 */
+	if (!list_empty(&g->thps))
+		list_sort(NULL, &g->thps, vmsplice_thp_cmp);
+
 	/* A fatal signal: the pages stay mapped and the taker copies them. */
 	if (mmap_read_lock_killable(g->mm))
 		return;
-#ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	if (g->thps)
-		vmsplice_gift_unmap_thps(g);
-#endif
 	for (i = 0; i < g->nr; i++)
 		vmsplice_unmap_range(g, g->range[i].start, g->range[i].end);
 	mmap_read_unlock(g->mm);
 	count_vm_events(VMSPLICE_GIFT_UNMAPPED, g->unmapped);
+}
+
+/*
+ * Take the call's THPs off its list, those the unmap did not reach too (a
+ * fatal signal, a VMA left mapped), so that no buffer that outlives the
+ * call keeps links into its stack.
+ */
+static void vmsplice_gift_forget_thps(struct vmsplice_gift *g)
+{
+	struct vmsplice_gift_ref *ref, *tmp;
+
+	list_for_each_entry_safe(ref, tmp, &g->thps, thp_list)
+		list_del_init(&ref->thp_list);
 }
 
 static void vmsplice_gift_add_range(struct vmsplice_gift *g,
@@ -603,8 +687,7 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 		return ret;	/* released, with the page and the charge */
 	ref->thp = folio;
 	ref->thp_addr = addr;
-	ref->next_thp = g->thps;
-	g->thps = ref;
+	list_add_tail(&ref->thp_list, &g->thps);
 	count_vm_event(VMSPLICE_GIFT_LARGE);
 	vmsplice_gift_add_range(g, addr, addr + HPAGE_PMD_SIZE);
 	return HPAGE_PMD_SIZE;
@@ -639,7 +722,10 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 			      struct iov_iter *from)
 {
-	struct vmsplice_gift g = { .mm = current->mm };
+	struct vmsplice_gift g = {
+		.mm = current->mm,
+		.thps = LIST_HEAD_INIT(g.thps),
+	};
 	struct page **pages;
 	size_t total = 0;
 	ssize_t ret = 0;
@@ -737,6 +823,7 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 	}
 unmap:
 	vmsplice_gift_unmap(&g);
+	vmsplice_gift_forget_thps(&g);
 out:
 	kfree(pages);
 	kfree(g.range);
