@@ -1700,6 +1700,18 @@ out:
 		folio_put(old);
 	return ret;
 }
+
+/* Whether the reader asked for small pages at @vma (MADV_NOHUGEPAGE, prctl). */
+static bool vmsplice_thp_disabled(struct vm_area_struct *vma)
+{
+	return vma_thp_disabled(vma, vma->vm_flags);
+}
+#else
+/* Without THP there are no anonymous large folios to keep whole. */
+static bool vmsplice_thp_disabled(struct vm_area_struct *vma)
+{
+	return false;
+}
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
 /*
@@ -1807,7 +1819,7 @@ out_folio:
 		 * split it, mapped and locked, as the reader asked for small
 		 * pages.  If the split fails the folio stays PTE-mapped.
 		 */
-		if (vma_thp_disabled(vma, vma->vm_flags) && !split_folio(folio))
+		if (vmsplice_thp_disabled(vma) && !split_folio(folio))
 			count_vm_event(VMSPLICE_MOVE_SPLIT);
 	}
 	folio_unlock(folio);
@@ -1824,7 +1836,6 @@ static size_t vmsplice_move_large(struct vmsplice_move *vm,
 				  struct pipe_buffer *buf, unsigned long addr,
 				  int *result)
 {
-	struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
 	struct anon_vma *anon_vma = vmsplice_buf_anon_vma(buf);
 	struct folio *folio = page_folio(buf->page);
 	struct vm_area_struct *vma = vm->vma;
@@ -1844,6 +1855,8 @@ static size_t vmsplice_move_large(struct vmsplice_move *vm,
 	    thp_vma_suitable_order(vma, addr, HPAGE_PMD_ORDER) &&
 	    thp_vma_allowable_order(vma, vma->vm_flags, TVA_ENFORCE_SYSFS,
 				    HPAGE_PMD_ORDER)) {
+		struct vmsplice_gift_ref *ref = vmsplice_buf_ref(buf);
+
 		ret = vmsplice_move_pmd(vm, folio, anon_vma, addr,
 					ref && ref->tails_clear);
 		if (ret != VMSPLICE_USE_PTES) {
