@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * THPs of several VMAs given in one vmsplice(GIFT|UNMAP) call.  The giver
- * unmaps the THPs it put into the pipe run by run of adjacent ones in one
- * VMA (one mmu-notifier range and one TLB flush a run), and whether a run
- * may be unmapped is decided by its own VMA: of four THPs, the first two
- * one VMA's (a run of two), the third mlock()ed, the fourth another VMA's,
- * the mlock()ed one stays mapped and is copied while the other three
- * move.  On kernels without the change this SKIPs (it proves moves).
+ * unmaps the THPs it put into the pipe from their PMDs inside the zap of
+ * the given range they lie in, one VMA's part of it at a time, and
+ * whether they may be unmapped is decided by their own VMA: of four THPs,
+ * the first two one VMA's, the third mlock()ed, the fourth another
+ * VMA's, the mlock()ed one stays mapped and is copied while the other
+ * three move.  On kernels without the change this SKIPs (it proves
+ * moves).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
