@@ -19,11 +19,14 @@ INCLUDEDIR   ?= $(PREFIX)/include
 MANDIR       ?= $(PREFIX)/share/man
 BINDIR       ?= $(PREFIX)/bin
 
-# The 6.12 uapi headers (UFFDIO_MOVE for the benchmark) when built;
-# everything else compiles against the system's headers.
+# The 6.12 uapi headers (UFFDIO_MOVE for the benchmark); everything else
+# compiles against the system's headers.  Named even before they exist:
+# gcc skips a missing -isystem directory, and testing for it here, when
+# make reads this file, saw none in "make kernel-debug tests tools" on a
+# fresh tree, which installs them later in the same run.
 VSM_KHDR     ?= $(KHDR)
 TOOL_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC \
-                $(if $(wildcard $(VSM_KHDR)/linux),-isystem $(VSM_KHDR)) -I$(TOOLDIR)/lib
+                $(if $(VSM_KHDR),-isystem $(VSM_KHDR)) -I$(TOOLDIR)/lib
 VSM_LIBS     := -lxxhash -lpthread
 VSM_CMD_LIBS := $(VSM_LIBS) -ljson-c -lm
 
