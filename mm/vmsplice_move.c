@@ -327,17 +327,19 @@ static void vmsplice_gift_unmap_thp(struct vmsplice_gift *g,
 		tlb_remove_page_size(tlb, &folio->page, HPAGE_PMD_SIZE);
 }
 
-/*
- * The first of the sorted given THPs, taken off the list if it lies below
- * @end, else NULL.
- */
+/* The first of the sorted given THPs, or NULL. */
+static struct vmsplice_gift_ref *vmsplice_first_thp(struct vmsplice_gift *g)
+{
+	return list_first_entry_or_null(&g->thps, struct vmsplice_gift_ref,
+					thp_list);
+}
+
+/* The first of the sorted given THPs, taken off the list if below @end. */
 static struct vmsplice_gift_ref *vmsplice_next_thp(struct vmsplice_gift *g,
 						   unsigned long end)
 {
-	struct vmsplice_gift_ref *ref;
+	struct vmsplice_gift_ref *ref = vmsplice_first_thp(g);
 
-	ref = list_first_entry_or_null(&g->thps, struct vmsplice_gift_ref,
-				       thp_list);
 	if (!ref || ref->thp_addr >= end)
 		return NULL;
 	list_del_init(&ref->thp_list);
@@ -373,8 +375,7 @@ static bool vmsplice_zap_given_range(struct vmsplice_gift *g,
 	 */
 	while (vmsplice_next_thp(g, s))
 		;
-	ref = list_first_entry_or_null(&g->thps, struct vmsplice_gift_ref,
-				       thp_list);
+	ref = vmsplice_first_thp(g);
 	if (!ref || ref->thp_addr >= e)
 		return false;
 	/*
@@ -448,9 +449,10 @@ static void vmsplice_unmap_range(struct vmsplice_gift *g, unsigned long start,
 		/*
 		 * One mmu_gather, one mmu-notifier range and one TLB flush
 		 * (more if a batch fills) for the range's part in this VMA,
-		 * given THPs and small pages alike; a whole PMD-mapped THP goes in one step,
-		 * without a split.  This also drains the local LRU batches,
-		 * so that the pipe's reference is often the last.
+		 * given THPs and small pages alike; a whole PMD-mapped THP
+		 * goes in one step, without a split.  This also drains the
+		 * local LRU batches, so that the pipe's reference is often
+		 * the last.
 		 */
 		if (!vmsplice_zap_given_range(g, vma, s, e))
 			zap_page_range_single(vma, s, e - s, NULL);
@@ -482,10 +484,10 @@ static void vmsplice_gift_unmap(struct vmsplice_gift *g)
 	/*
 	 * The THPs in the ranges' order, so that each range finds its own at
 	 * the head of the list (vmsplice_zap_given_range()).  The list is
-	 * this call's own: no lock needed.
+	 * this call's own: no lock needed.  (list_sort() returns at once for
+	 * an empty list or one entry.)
 	 */
-	if (!list_empty(&g->thps))
-		list_sort(NULL, &g->thps, vmsplice_thp_cmp);
+	list_sort(NULL, &g->thps, vmsplice_thp_cmp);
 
 	/* A fatal signal: the pages stay mapped and the taker copies them. */
 	if (mmap_read_lock_killable(g->mm))
