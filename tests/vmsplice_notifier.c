@@ -207,10 +207,11 @@ TEST_F(mirror, thps_given_apart_high_first)
 TEST_F(mirror, thp_and_pages_one_range)
 {
 	const size_t n = 16, len = THP_SIZE + n * PS;
+	const size_t given = THP_SIZE + 8 * PS;	/* the THP, small pages 0-7 */
 	char *x, *y;
 
 	x = map_aligned(len, THP_SIZE, MADV_HUGEPAGE);
-	y = map_aligned(THP_SIZE + 8 * PS, THP_SIZE, MADV_HUGEPAGE);
+	y = map_aligned(given, THP_SIZE, MADV_HUGEPAGE);
 	ASSERT_NE(NULL, x);
 	ASSERT_NE(NULL, y);
 	words_fill(x, len, SEED, 0);
@@ -221,11 +222,9 @@ TEST_F(mirror, thp_and_pages_one_range)
 	ASSERT_LT(0, mirror_read(self->dev, self->bounce, x, len));
 	ASSERT_EQ(0, mirror_read(self->dev, self->bounce, x, len));
 
-	/* The THP and small pages 0-7 after it. */
-	ASSERT_EQ((ssize_t)(THP_SIZE + 8 * PS),
-		  vmsplice(self->p[1], &(struct iovec){ x, THP_SIZE + 8 * PS }, 1,
-			   GIVE));
-	for (size_t off = 0; off < THP_SIZE + 8 * PS; off += PS) {
+	ASSERT_EQ((ssize_t)given,
+		  vmsplice(self->p[1], &(struct iovec){ x, given }, 1, GIVE));
+	for (size_t off = 0; off < given; off += PS) {
 		long long f = mirror_read(self->dev, self->bounce, x + off, PS);
 
 		if (f <= 0) {
@@ -234,21 +233,21 @@ TEST_F(mirror, thp_and_pages_one_range)
 			break;
 		}
 	}
-	EXPECT_LE(0, mirror_read(self->dev, self->bounce, x, THP_SIZE + 8 * PS));
-	EXPECT_TRUE(all_zero(self->bounce, THP_SIZE + 8 * PS));
+	EXPECT_LE(0, mirror_read(self->dev, self->bounce, x, given));
+	EXPECT_TRUE(all_zero(self->bounce, given));
 	/* Small page 8 is the mirror's extra page: its data only. */
-	EXPECT_LE(0, mirror_read(self->dev, self->bounce, x + THP_SIZE + 8 * PS, PS));
-	EXPECT_EQ((size_t)-1, words_check(self->bounce, PS, SEED, THP_SIZE + 8 * PS));
+	EXPECT_LE(0, mirror_read(self->dev, self->bounce, x + given, PS));
+	EXPECT_EQ((size_t)-1, words_check(self->bounce, PS, SEED, given));
 	EXPECT_EQ(0, mirror_read(self->dev, self->bounce, x + THP_SIZE + 9 * PS, 7 * PS))
 		TH_LOG("small pages 9-15 invalidated, not given");
 	EXPECT_EQ((size_t)-1, words_check(self->bounce, 7 * PS, SEED, THP_SIZE + 9 * PS));
 
-	ASSERT_EQ((ssize_t)(THP_SIZE + 8 * PS),
-		  vmsplice(self->p[0], &(struct iovec){ y, THP_SIZE + 8 * PS }, 1,
+	ASSERT_EQ((ssize_t)given,
+		  vmsplice(self->p[0], &(struct iovec){ y, given }, 1,
 			   SPLICE_F_MOVE));
-	EXPECT_EQ((size_t)-1, words_check(y, THP_SIZE + 8 * PS, SEED, 0));
+	EXPECT_EQ((size_t)-1, words_check(y, given, SEED, 0));
 	munmap(x, len);
-	munmap(y, THP_SIZE + 8 * PS);
+	munmap(y, given);
 }
 
 /* 4 KiB pages: pages 4-7 of 16 given, half a page on either side too. */
