@@ -2,6 +2,7 @@
 #include "vmstat.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +47,46 @@ long long self_status_kb(const char *name)
 long long self_smaps_kb(const char *name)
 {
 	return field_of("/proc/self/smaps_rollup", name, ':');
+}
+
+/* Whether the VMA [@start, @end) overlaps one of @r[0..@n). */
+static bool vma_overlaps(unsigned long start, unsigned long end,
+			 const struct iovec *r, int n)
+{
+	for (int i = 0; i < n; i++) {
+		unsigned long lo = (unsigned long)r[i].iov_base;
+
+		if (r[i].iov_len && start < lo + r[i].iov_len && lo < end)
+			return true;
+	}
+	return false;
+}
+
+long long smaps_ranges_kb(const struct iovec *r, int n, const char *name)
+{
+	size_t len = strlen(name);
+	bool counting = false;
+	long long sum = 0, val;
+	unsigned long start, end;
+	char line[512];
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		/* A VMA's first line: "start-end perms offset ...". */
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			counting = vma_overlaps(start, end, r, n);
+			continue;
+		}
+		if (counting && !strncmp(line, name, len) && line[len] == ':' &&
+		    sscanf(line + len + 1, "%lld", &val) == 1)
+			sum += val;
+	}
+	fclose(f);
+	return sum;
 }
 
 int proc_write(const char *path, const char *s)

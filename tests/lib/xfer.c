@@ -801,13 +801,6 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 
 	if (stream && write(ctl_wr, &rep, sizeof(rep)) != sizeof(rep))
 		_exit(2);
-	/*
-	 * Anonymous memory mapped, from a page-table walk (smaps_rollup):
-	 * RssAnon is the mm's per-CPU counter read without its CPUs' deltas,
-	 * one page or more off now and then on 2 CPUs.
-	 */
-	rss = self_smaps_kb("Anonymous");
-	thp = self_smaps_kb("AnonHugePages");
 	iov[0].iov_base = src + c->src_off;
 	iov[0].iov_len = c->len;
 	if (c->mod == MOD_DUP) {
@@ -821,6 +814,15 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 		iov[2] = (struct iovec){ small[1], 4 * ps };
 		niov = 3;
 	}
+	/*
+	 * Anonymous memory mapped in the given VMAs, from a page-table walk
+	 * (smaps): RssAnon is the mm's per-CPU counter read without its CPUs'
+	 * deltas, one page or more off now and then on 2 CPUs; and the whole
+	 * process (smaps_rollup) counts a stack page first touched on the
+	 * way into vmsplice(), which one random stack offset in a few does.
+	 */
+	rss = smaps_ranges_kb(iov, niov, "Anonymous");
+	thp = smaps_ranges_kb(iov, niov, "AnonHugePages");
 	if (c->mem == MEM_FILE) {
 		char path[] = "/tmp/vmsplice-xfer-XXXXXX";
 		int fd = mkstemp(path);
@@ -844,8 +846,8 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	rep.werrno = errno;
 	if (c->mod == MOD_AIO_PINNED)
 		rep.in_flight = aio_still_in_flight(h.aio);
-	rep.rss_drop_kb = rss - self_smaps_kb("Anonymous");
-	rep.thp_drop_kb = thp - self_smaps_kb("AnonHugePages");
+	rep.rss_drop_kb = rss - smaps_ranges_kb(iov, niov, "Anonymous");
+	rep.thp_drop_kb = thp - smaps_ranges_kb(iov, niov, "AnonHugePages");
 
 	/* The writer's view of what it handed over, and of what it kept. */
 	if (c->mem != MEM_MIXED) {
@@ -1410,16 +1412,17 @@ int xfer_run(const struct xfer_case *c, struct xfer_result *res)
 		res->dst_pfn_before[i] = pagemap_pfn(pm, l.seg[0] + i * ps);
 	/* Clear soft-dirty bits: moved-in pages must come back soft-dirty. */
 	proc_write("/proc/self/clear_refs", "4");
-	rss = self_smaps_kb("Anonymous");
-	thp = self_smaps_kb("AnonHugePages");
+	/* The destination's VMAs only, as the writer's above. */
 	for (int s = 0; s < l.nseg; s++)
 		iov[s] = (struct iovec){ l.seg[s], l.seg_len[s] };
+	rss = smaps_ranges_kb(iov, l.nseg, "Anonymous");
+	thp = smaps_ranges_kb(iov, l.nseg, "AnonHugePages");
 	res->rret = vmsplice(p[0], iov, l.nseg, c->rflags);
 	res->rerrno = errno;
 	if (c->mod == MOD_NUMA_CPUSET)
 		cpuset_node(-1, NULL);
-	res->reader_rss_rise_kb = self_smaps_kb("Anonymous") - rss;
-	res->reader_thp_rise_kb = self_smaps_kb("AnonHugePages") - thp;
+	res->reader_rss_rise_kb = smaps_ranges_kb(iov, l.nseg, "Anonymous") - rss;
+	res->reader_thp_rise_kb = smaps_ranges_kb(iov, l.nseg, "AnonHugePages") - thp;
 	res->dst_soft_dirty = true;
 	for (size_t i = 0; i < rep.npages; i++) {
 		char *a = l.seg[0] + i * ps;
