@@ -7,10 +7,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Whether @line is "@name<sep>value"; the value in *@val (-1 if none). */
+static bool line_field(const char *line, const char *name, char sep,
+		       long long *val)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(line, name, n) || line[n] != sep)
+		return false;
+	if (sscanf(line + n + 1, "%lld", val) != 1)
+		*val = -1;
+	return true;
+}
+
 /* Find "@name<sep>value" in @path; -1 when absent. */
 static long long field_of(const char *path, const char *name, char sep)
 {
-	size_t n = strlen(name);
 	long long val = -1;
 	char line[256];
 	FILE *f;
@@ -19,11 +31,8 @@ static long long field_of(const char *path, const char *name, char sep)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, name, n) == 0 && line[n] == sep) {
-			if (sscanf(line + n + 1, "%lld", &val) != 1)
-				val = -1;
+		if (line_field(line, name, sep, &val))
 			break;
-		}
 	}
 	fclose(f);
 	return val;
@@ -64,7 +73,6 @@ static bool vma_overlaps(unsigned long start, unsigned long end,
 
 long long smaps_ranges_kb(const struct iovec *r, int n, const char *name)
 {
-	size_t len = strlen(name);
 	bool counting = false;
 	long long sum = 0, val;
 	unsigned long start, end;
@@ -76,13 +84,11 @@ long long smaps_ranges_kb(const struct iovec *r, int n, const char *name)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
 		/* A VMA's first line: "start-end perms offset ...". */
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
 			counting = vma_overlaps(start, end, r, n);
 			continue;
 		}
-		if (counting && !strncmp(line, name, len) && line[len] == ':' &&
-		    sscanf(line + len + 1, "%lld", &val) == 1)
+		if (counting && line_field(line, name, ':', &val) && val >= 0)
 			sum += val;
 	}
 	fclose(f);
