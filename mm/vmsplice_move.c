@@ -573,6 +573,20 @@ static unsigned int vmsplice_gift_folio_pages(struct page **pages,
 }
 
 /*
+ * How many pages to fetch for the pipe's free slots: a range longer than
+ * the pipe would otherwise fetch a page table's worth each call and put
+ * back what does not fit (for a 1 MiB pipe, twice the pages it takes).  A
+ * large folio takes one slot for all its pages: one that starts at the
+ * first page fetched and does not fit is fetched again, whole.
+ */
+static unsigned int vmsplice_gift_room(struct pipe_inode_info *pipe)
+{
+	unsigned int used = pipe_occupancy(pipe->head, pipe->tail);
+
+	return min_t(unsigned int, PTRS_PER_PTE, pipe->max_usage - used);
+}
+
+/*
  * Charge the @nr - 1 pages of a whole large folio beyond its slot to the
  * pipe owner, within pipe-user-pages as pipe_resize_ring() applies it
  * (the soft limit to unprivileged users).  NULL: not allowed (or no
@@ -749,6 +763,7 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 		.thps = LIST_HEAD_INIT(g.thps),
 		.wake_reader = pipe_empty(pipe->head, pipe->tail),
 	};
+	bool fetch_all = false, fetched_all;
 	struct page **pages;
 	size_t total = 0;
 	ssize_t ret = 0;
@@ -787,7 +802,11 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 			vmsplice_gift_added(&g, pipe);
 			continue;
 		}
-		left = iov_iter_get_pages2(from, pages, ~0UL, PTRS_PER_PTE, &off);
+		fetched_all = fetch_all;
+		left = iov_iter_get_pages2(from, pages, ~0UL, fetch_all ?
+					   PTRS_PER_PTE : vmsplice_gift_room(pipe),
+					   &off);
+		fetch_all = false;
 		if (left <= 0) {
 			ret = left;
 			break;
@@ -808,11 +827,12 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 				if (!ref)
 					nr = 1;
 			}
-			if (!nr && i) {
+			if (!nr && (i || !fetched_all)) {
 				/* Fetch the folio again, from its first page. */
 				iov_iter_revert(from, left);
 				while (i < n)
 					put_page(pages[i++]);
+				fetch_all = true;
 				break;
 			}
 			if (nr > 1) {
