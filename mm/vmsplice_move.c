@@ -39,7 +39,6 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pipe_fs_i.h>
-#include <linux/poll.h>
 #include <linux/rmap.h>
 #include <linux/sort.h>
 #include <linux/splice.h>
@@ -178,7 +177,6 @@ struct vmsplice_gift {
 	unsigned int nr, max;
 	unsigned long unmapped;		/* pages */
 	struct list_head thps;		/* vmsplice_gift_thp()'s buffers */
-	bool wake_reader;		/* the pipe was empty: see below */
 };
 
 /*
@@ -722,24 +720,6 @@ static ssize_t vmsplice_gift_thp(struct vmsplice_gift *g,
 }
 #endif /* CONFIG_TRANSPARENT_HUGEPAGE */
 
-/*
- * A reader waiting on a pipe found empty is woken as soon as the first
- * buffer is in, not when the call returns (vmsplice_to_pipe() wakes it
- * again then): waking a CPU that halts when idle can cost as much as
- * filling a pipe.  This way the reader comes to the pipe's mutex while the
- * rest is added and unmapped, and takes the pipe as soon as the giver lets
- * go of it.  It sees nothing sooner, and nothing still mapped: everything
- * is unmapped before the pipe is unlocked.
- */
-static void vmsplice_gift_added(struct vmsplice_gift *g,
-				struct pipe_inode_info *pipe)
-{
-	if (g->wake_reader) {
-		g->wake_reader = false;
-		wake_up_interruptible_poll(&pipe->rd_wait, EPOLLIN | EPOLLRDNORM);
-	}
-}
-
 /**
  * vmsplice_gift_to_pipe - vmsplice(SPLICE_F_GIFT | SPLICE_F_UNMAP)
  * @pipe: the pipe, locked, with room for at least one buffer
@@ -747,7 +727,7 @@ static void vmsplice_gift_added(struct vmsplice_gift *g,
  *
  * Like iter_to_pipe() in fs/splice.c, but a whole large folio that the
  * range covers becomes a single buffer (one pipe slot for a 2 MiB THP), and
- * once everything is in the pipe, before the pipe is unlocked, the whole
+ * once everything is in the pipe, before any reader is woken, the whole
  * pages are unmapped from the giver as MADV_DONTNEED would unmap them: one
  * mmap_lock for the call, one zap per contiguous range.  Partial pages at
  * the ends of a segment stay mapped, and are copied by the taker.
@@ -761,7 +741,6 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 	struct vmsplice_gift g = {
 		.mm = current->mm,
 		.thps = LIST_HEAD_INIT(g.thps),
-		.wake_reader = pipe_empty(pipe->head, pipe->tail),
 	};
 	bool fetch_all = false, fetched_all;
 	struct page **pages;
@@ -799,7 +778,6 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 		if (ret) {
 			iov_iter_advance(from, ret);
 			total += ret;
-			vmsplice_gift_added(&g, pipe);
 			continue;
 		}
 		fetched_all = fetch_all;
@@ -863,7 +841,6 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 			total += len;
 			left -= len;
 			i += nr;
-			vmsplice_gift_added(&g, pipe);
 		}
 	}
 unmap:
