@@ -574,14 +574,17 @@ static unsigned int vmsplice_gift_folio_pages(struct page **pages,
  * How many pages to fetch for the pipe's free slots: a range longer than
  * the pipe would otherwise fetch a page table's worth each call and put
  * back what does not fit (for a 1 MiB pipe, twice the pages it takes).  A
- * large folio takes one slot for all its pages: one that starts at the
- * first page fetched and does not fit is fetched again, whole.
+ * large folio takes one slot for all its pages: one cut by the end of what
+ * was fetched is fetched again from its first page, with room for all of
+ * them (@folio_pages).
  */
-static unsigned int vmsplice_gift_room(struct pipe_inode_info *pipe)
+static unsigned int vmsplice_gift_room(struct pipe_inode_info *pipe,
+				       unsigned int folio_pages)
 {
 	unsigned int used = pipe_occupancy(pipe->head, pipe->tail);
 
-	return min_t(unsigned int, PTRS_PER_PTE, pipe->max_usage - used);
+	return min_t(unsigned int, PTRS_PER_PTE,
+		     max(pipe->max_usage - used, folio_pages));
 }
 
 /*
@@ -742,7 +745,7 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 		.mm = current->mm,
 		.thps = LIST_HEAD_INIT(g.thps),
 	};
-	bool fetch_all = false, fetched_all;
+	unsigned int folio_pages = 0, asked;
 	struct page **pages;
 	size_t total = 0;
 	ssize_t ret = 0;
@@ -780,11 +783,9 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 			total += ret;
 			continue;
 		}
-		fetched_all = fetch_all;
-		left = iov_iter_get_pages2(from, pages, ~0UL, fetch_all ?
-					   PTRS_PER_PTE : vmsplice_gift_room(pipe),
-					   &off);
-		fetch_all = false;
+		asked = vmsplice_gift_room(pipe, folio_pages);
+		folio_pages = 0;
+		left = iov_iter_get_pages2(from, pages, ~0UL, asked, &off);
 		if (left <= 0) {
 			ret = left;
 			break;
@@ -805,12 +806,15 @@ ssize_t vmsplice_gift_to_pipe(struct pipe_inode_info *pipe,
 				if (!ref)
 					nr = 1;
 			}
-			if (!nr && (i || !fetched_all)) {
-				/* Fetch the folio again, from its first page. */
+			/*
+			 * Fetch the folio again, from its first page and all
+			 * of it, unless that was asked for already.
+			 */
+			if (!nr && (i || folio_nr_pages(page_folio(pages[i])) > asked)) {
+				folio_pages = folio_nr_pages(page_folio(pages[i]));
 				iov_iter_revert(from, left);
 				while (i < n)
 					put_page(pages[i++]);
-				fetch_all = true;
 				break;
 			}
 			if (nr > 1) {
