@@ -412,7 +412,10 @@ TEST(bench_refuses_coarse_clock)
 	ASSERT_NE(NULL, (obj));							\
 } while (0)
 
-/* bench --json: one row per cell, move rows checked against the counters. */
+/*
+ * bench --json: one row per cell, move rows checked against the counters,
+ * the sleeps of a two-process row counted.
+ */
 TEST(bench_json)
 {
 	json_object *o, *rows, *mv;
@@ -431,6 +434,9 @@ TEST(bench_json)
 		TH_LOG("%s", json_object_get_string(get(mv, "note")));
 	if (!kernel_moves())
 		ASSERT_NE(NULL, strstr(json_object_get_string(get(mv, "note")), "NOT MOVED"));
+	/* How often the two processes slept: counted, never negative. */
+	ASSERT_NE(NULL, get(mv, "sleeps_per_mib"));
+	ASSERT_GE(json_object_get_double(get(mv, "sleeps_per_mib")), 0);
 	json_object_put(o);
 }
 

@@ -48,7 +48,9 @@ static void help(void)
 	       "THP and mTHP; into fresh and into already-populated destinations.\n"
 	       "Move rows are checked against the kernel's counters and flagged when\n"
 	       "they did not move.  Best of --reps; the data is checked every time;\n"
-	       "a row whose repetitions are more than 2x apart is flagged NOISY.\n\n"
+	       "a row whose repetitions are more than 2x apart is flagged NOISY.\n"
+	       "\"sleeps\": how often the two processes slept (voluntary context\n"
+	       "switches of both) during a hand-over, a MiB, mean of the repetitions.\n\n"
 	       "  -s, --sizes LIST     sizes, comma-separated (default 1M,16M,256M)\n"
 	       "  -k, --kinds LIST     4k,thp,mthp (default all)\n"
 	       "  -d, --dest LIST      fresh,populated (default both)\n"
@@ -301,8 +303,8 @@ static void print_table(const struct bench_row *rows, int nr, const struct bench
 {
 	char sz[32];
 
-	printf("%9s %-5s %-9s %-9s %10s %9s %9s %8s %7s  %s\n", "size", "kind", "dest",
-	       "method", "ms", "MiB/s", "us/4KiB", "x move", "moved", "note");
+	printf("%9s %-5s %-9s %-9s %10s %9s %9s %8s %7s %7s  %s\n", "size", "kind", "dest",
+	       "method", "ms", "MiB/s", "us/4KiB", "x move", "moved", "sleeps", "note");
 	for (int i = 0; i < nr; i++) {
 		const struct bench_row *r = &rows[i];
 		const struct bench_row *mv = NULL;
@@ -316,7 +318,8 @@ static void print_table(const struct bench_row *rows, int nr, const struct bench
 		printf("%9s %-5s %-9s %-9s ", sz, bench_kind_name[r->kind],
 		       bench_dest_name[r->dest], bench_method_name[r->method]);
 		if (r->skipped || r->failed) {
-			printf("%10s %9s %9s %8s %7s  %s\n", "-", "-", "-", "-", "-", r->note);
+			printf("%10s %9s %9s %8s %7s %7s  %s\n", "-", "-", "-", "-", "-", "-",
+			       r->note);
 			continue;
 		}
 		printf("%10.3f %9.0f %9.3f %8.2f ", r->secs * 1e3, r->size / r->secs / 1048576,
@@ -329,13 +332,17 @@ static void print_table(const struct bench_row *rows, int nr, const struct bench
 		} else {
 			printf("%7s", "-");
 		}
+		if (r->sleeps >= 0)
+			printf(" %7.2f", r->sleeps);
+		else
+			printf(" %7s", "-");
 		printf("  %s\n", r->note);
 	}
 }
 
 static void print_csv(const struct bench_row *rows, int nr)
 {
-	printf("size_bytes,kind,dest,method,status,ms,mib_per_s,ms_per_mib,moved_pages,copied_pages,move_verified,note\n");
+	printf("size_bytes,kind,dest,method,status,ms,mib_per_s,ms_per_mib,moved_pages,copied_pages,move_verified,sleeps_per_mib,note\n");
 	for (int i = 0; i < nr; i++) {
 		const struct bench_row *r = &rows[i];
 		bool ok = !r->skipped && !r->failed;
@@ -349,6 +356,9 @@ static void print_csv(const struct bench_row *rows, int nr)
 			       bench_moves(r->method) ? (r->move_ok ? "yes" : "no") : "");
 		else
 			printf(",,,,,,");
+		if (ok && r->sleeps >= 0)
+			printf("%.3f", r->sleeps);
+		printf(",");
 		/* Notes never contain commas or quotes; quote anyway. */
 		printf("\"%s\"\n", r->note);
 	}
@@ -384,6 +394,9 @@ static void print_json(const struct bench_row *rows, int nr, const struct bench_
 			json_object_object_add(j, "moved_pages", json_object_new_int64(r->moved));
 			json_object_object_add(j, "copied_pages", json_object_new_int64(r->copied));
 			json_object_object_add(j, "counters", json_object_new_boolean(r->counters));
+			if (r->sleeps >= 0)
+				json_object_object_add(j, "sleeps_per_mib",
+						       json_object_new_double(r->sleeps));
 		}
 		if (bench_moves(r->method))
 			json_object_object_add(j, "move_verified", json_object_new_boolean(r->move_ok));

@@ -42,6 +42,7 @@ struct bench_row {
 	long long copied;
 	bool counters;		/* the kernel has the counters */
 	bool move_ok;		/* move rows: the counters show every page moved */
+	double sleeps;		/* two processes: context switches a MiB, or -1 */
 	char note[200];
 };
 

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -111,29 +112,46 @@ static size_t pipe_chunk(const struct bench_env *env, enum bench_kind k)
 	return env->pipe_size;
 }
 
+/* What the giver tells the taker, in a shared page. */
+struct giver_report {
+	double start;		/* its clock at its first call */
+	long sleeps;		/* voluntary context switches while giving */
+};
+
+/* Voluntary context switches of this process so far: how often it slept. */
+static long sleeps_now(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_nvcsw;
+}
+
 /*
- * The child: fill, say ready, give on "go" (its clock then in *@start),
+ * The child: fill, say ready, give on "go" (its clock then in @rep),
  * wait until told to leave.
  */
 static void giver(const struct bench_env *env, const struct bench_row *row,
 		  char *src, uint64_t seed, const int *pipe_wr, int ready_wr, int go_rd,
-		  volatile double *start)
+		  volatile struct giver_report *rep)
 {
 	enum bench_method m = row->method;
 	size_t len = row->size;
 	ssize_t n = 0;
+	long sleeps;
 	char c;
 
 	pattern_fill(src, len, 0, seed);
 	if (write(ready_wr, "r", 1) != 1 || read(go_rd, &c, 1) != 1)
 		_exit(1);
-	*start = now_s();
+	sleeps = sleeps_now();
+	rep->start = now_s();
 	if (m == M_MOVE2P)
 		n = vsm_give_pipes(pipe_wr, 2, pipe_chunk(env, row->kind), src, len, NULL);
 	else if (m == M_MOVE && env->unmap)
 		n = vsm_give(pipe_wr[0], src, len, NULL);
 	else if (m != M_PVREADV)
 		n = vsm_give_copy(pipe_wr[0], src, len, NULL);
+	rep->sleeps = sleeps_now() - sleeps;
 	close(pipe_wr[0]);
 	if (pipe_wr[1] >= 0)	/* move2p's second pipe */
 		close(pipe_wr[1]);
@@ -145,14 +163,17 @@ static void giver(const struct bench_env *env, const struct bench_row *row,
 	_exit(0);
 }
 
-/* Two processes: seconds, or -1 when the data or a call went wrong. */
+/*
+ * Two processes: seconds, or -1 when the data or a call went wrong; in
+ * *@sleeps how often the two slept during the hand-over.
+ */
 static double two_process(const struct bench_env *env, const struct bench_row *row,
-			  uint64_t seed)
+			  uint64_t seed, long *sleeps)
 {
 	int p[2], q[2] = { -1, -1 }, ready[2], go[2];
 	size_t len = row->size;
 	char *src, *dst = NULL, c;
-	volatile double *start;	/* the giver's clock at its first call */
+	volatile struct giver_report *rep;
 	double t = -1, end;
 	ssize_t got = -1;
 	pid_t pid;
@@ -166,9 +187,9 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 		fprintf(stderr, "bench: F_SETPIPE_SZ %zu: %m\n", env->pipe_size);
 		goto out_pipes;
 	}
-	start = mmap(NULL, sizeof(*start), PROT_READ | PROT_WRITE,
-		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (start == MAP_FAILED)
+	rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rep == MAP_FAILED)
 		goto out_pipes;
 	src = kind_alloc(env, row->kind, len);	/* same address in both */
 	if (!src)
@@ -183,7 +204,7 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 		close(p[0]);
 		if (q[0] >= 0)
 			close(q[0]);
-		giver(env, row, src, seed, wr, ready[1], go[0], start);
+		giver(env, row, src, seed, wr, ready[1], go[0], rep);
 	}
 	close(p[1]);
 	p[1] = -1;
@@ -197,7 +218,8 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 	if (row->dest == D_POPULATED)
 		populate(dst, len, env->page);
 
-	*start = 0;
+	rep->start = 0;
+	*sleeps = sleeps_now();
 	t = now_s();
 	if (write(go[1], "g", 1) != 1) {
 		t = -1;
@@ -239,9 +261,10 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 		break;
 	}
 	end = now_s();
+	*sleeps = sleeps_now() - *sleeps;
 	/* The giver, woken by "go", reads its clock after the taker did. */
 	if (row->method != M_PVREADV)
-		t = *start >= t ? *start : -1;
+		t = rep->start >= t ? rep->start : -1;
 	t = t < 0 ? -1 : end - t;
 	if (got != (ssize_t)len || !check(dst, len, seed, env->page))
 		t = -1;
@@ -260,7 +283,9 @@ out:
 	if (dst)
 		munmap(dst, len);
 out_start:
-	munmap((void *)start, sizeof(*start));
+	if (t >= 0)
+		*sleeps += rep->sleeps;
+	munmap((void *)rep, sizeof(*rep));
 out_pipes:
 	for (int i = 0; i < 2; i++) {
 		if (p[i] >= 0)
@@ -341,6 +366,7 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 
 	row->secs = 1e30;
 	row->worst = 0;
+	row->sleeps = -1;
 	if (row->kind == K_MTHP && !env->mthp) {
 		row->skipped = true;
 		snprintf(row->note, sizeof(row->note), "%s", env->mthp_why);
@@ -358,8 +384,9 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 	}
 	vsm_stats_read(&b);
 	for (int i = 0; i < reps; i++) {
+		long sleeps = 0;
 		double t = row->method == M_UFFD ? uffd_move(env, row, 0x1234 + i) :
-			   two_process(env, row, 0x1234 + i);
+			   two_process(env, row, 0x1234 + i, &sleeps);
 
 		if (t < 0) {
 			row->failed = !row->skipped;
@@ -371,6 +398,9 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 			row->secs = t;
 		if (t > row->worst)
 			row->worst = t;
+		if (row->method != M_UFFD)
+			row->sleeps = (row->sleeps < 0 ? 0 : row->sleeps) +
+				      sleeps / (row->size / 1048576.0) / reps;
 	}
 	vsm_stats_read(&a);
 	vsm_stats_delta(&b, &a, &d);
