@@ -6,7 +6,10 @@
  * the two taking turns); this times, in one process with a pipe that
  * holds the whole region, the giver's vmsplice(SPLICE_F_GIFT |
  * SPLICE_F_UNMAP) and the taker's vmsplice(SPLICE_F_MOVE) separately, and
- * UFFDIO_MOVE of the same region, each on fresh memory, best of --repeat.
+ * UFFDIO_MOVE of the same region, each on fresh memory, best of --repeat;
+ * and, still in one process, the region given and taken in turns through a
+ * 1 MiB pipe, a pipe-full at a time: the calls a pipe-full cost with
+ * nobody to wake.
  * The data is checked every time; a move row whose pages did not all move
  * (vmsplice_move_pages in /proc/vmstat) is refused.
  *
@@ -40,8 +43,10 @@
 #define THP		(2UL << 20)
 #define PIPE_MAX	"/proc/sys/fs/pipe-max-size"
 
+#define TURN_PIPE	(1 << 20)
+
 struct row {
-	double give, take, uffd;	/* seconds, best of the repeats */
+	double give, take, uffd, turns;	/* seconds, best of the repeats */
 	const char *error;
 };
 
@@ -82,12 +87,19 @@ static bool intact(const char *p, size_t len)
 	return true;
 }
 
-/* Give @len bytes to a pipe that holds them all, take them back. */
-static const char *one_move(size_t len, bool huge, double *give, double *take)
+/*
+ * Give @len bytes to a pipe and take them back: with @turn 0 through a pipe
+ * that holds them all, one call each; else through a pipe of @turn bytes,
+ * a pipe-full at a time, as the two processes of a hand-over take turns,
+ * but in one process (nobody to wake).  The time of the gifts in *@give,
+ * of the takes in *@take.
+ */
+static const char *one_move(size_t len, bool huge, size_t turn, double *give,
+			    double *take)
 {
-	size_t align = huge ? THP : PS;
+	size_t align = huge ? THP : PS, off = 0;
 	char *src = region(len, align, huge), *dst = region(len, align, huge);
-	struct iovec v = { src, len }, w = { dst, len };
+	size_t pipe_size = turn ? turn : huge ? len / THP * PS : len;
 	const char *err = NULL;
 	struct vsm_stats before, after;
 	int p[2];
@@ -95,7 +107,7 @@ static const char *one_move(size_t len, bool huge, double *give, double *take)
 
 	if (!src || !dst || pipe(p))
 		return "out of memory";
-	if (fcntl(p[1], F_SETPIPE_SZ, huge ? (int)(len / THP * PS) : (int)len) < 0) {
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)pipe_size) < 0) {
 		err = "F_SETPIPE_SZ failed (pipe-max-size)";
 		goto out;
 	}
@@ -104,19 +116,35 @@ static const char *one_move(size_t len, bool huge, double *give, double *take)
 		err = "no vmsplice move counters (kernel without the change)";
 		goto out;
 	}
-	t = now();
-	if (vmsplice(p[1], &v, 1, SPLICE_F_GIFT | SPLICE_F_UNMAP) != (ssize_t)len) {
-		err = errno == EINVAL ? "no SPLICE_F_UNMAP (kernel without the change)" :
-					"the gift was short";
-		goto out;
+	*give = *take = 0;
+	while (off < len) {
+		struct iovec v = { src + off, len - off };
+		size_t got = 0;
+		ssize_t n;
+
+		t = now();
+		n = vmsplice(p[1], &v, 1, SPLICE_F_GIFT | SPLICE_F_UNMAP);
+		*give += now() - t;
+		if (n <= 0 || (!turn && n != (ssize_t)len)) {
+			err = n < 0 && errno == EINVAL ?
+			      "no SPLICE_F_UNMAP (kernel without the change)" :
+			      "the gift was short";
+			goto out;
+		}
+		t = now();
+		while (got < (size_t)n) {
+			struct iovec w = { dst + off + got, n - got };
+			ssize_t m = vmsplice(p[0], &w, 1, SPLICE_F_MOVE);
+
+			if (m <= 0 || (!turn && m != n)) {
+				err = "the take was short";
+				goto out;
+			}
+			got += m;
+		}
+		*take += now() - t;
+		off += got;
 	}
-	*give = now() - t;
-	t = now();
-	if (vmsplice(p[0], &w, 1, SPLICE_F_MOVE) != (ssize_t)len) {
-		err = "the take was short";
-		goto out;
-	}
-	*take = now() - t;
 	if (!intact(dst, len))
 		err = "data wrong after the move";
 	else if (vsm_stats_read(&after) ||
@@ -172,16 +200,19 @@ out:
 
 static void measure(size_t len, bool huge, int repeat, struct row *r)
 {
-	r->give = r->take = r->uffd = 1e30;
+	r->give = r->take = r->uffd = r->turns = 1e30;
 	r->error = NULL;
 	for (int i = 0; i < repeat && !r->error; i++) {
-		double g, t, u;
+		double g, t, u, n, n2;
 
-		r->error = one_move(len, huge, &g, &t);
+		r->error = one_move(len, huge, 0, &g, &t);
 		if (!r->error)
 			r->error = one_uffd(len, huge, &u);
+		if (!r->error)
+			r->error = one_move(len, huge, TURN_PIPE, &n, &n2);
 		if (r->error)
 			break;
+		r->turns = n + n2 < r->turns ? n + n2 : r->turns;
 		r->give = g < r->give ? g : r->give;
 		r->take = t < r->take ? t : r->take;
 		r->uffd = u < r->uffd ? u : r->uffd;
@@ -221,9 +252,9 @@ int vsm_cmd_move_bench(int argc, char **argv)
 	}
 	fclose(f);
 
-	printf("%9s %-4s %11s %11s %11s %11s %10s %10s\n", "size", "kind",
+	printf("%9s %-4s %11s %11s %11s %11s %10s %10s %11s %11s\n", "size", "kind",
 	       "give us/pg", "take us/pg", "both us/pg", "uffd us/pg",
-	       "take/uffd", "both/uffd");
+	       "take/uffd", "both/uffd", "turns us/pg", "turns/uffd");
 	for (int k = 0; k < 2; k++) {
 		const size_t *sizes = k ? large : small;
 
@@ -237,16 +268,19 @@ int vsm_cmd_move_bench(int argc, char **argv)
 				rc = 1;
 				continue;
 			}
-			printf("%6zu MiB %-4s %11.3f %11.3f %11.3f %11.3f %10.2f %10.2f\n",
+			printf("%6zu MiB %-4s %11.3f %11.3f %11.3f %11.3f %10.2f %10.2f %11.3f %11.2f\n",
 			       len >> 20, k ? "thp" : "4k", r.give * 1e6 / pages,
 			       r.take * 1e6 / pages, (r.give + r.take) * 1e6 / pages,
 			       r.uffd * 1e6 / pages, r.take / r.uffd,
-			       (r.give + r.take) / r.uffd);
+			       (r.give + r.take) / r.uffd, r.turns * 1e6 / pages,
+			       r.turns / r.uffd);
 		}
 	}
 	printf("us/pg: microseconds per 4 KiB of the region; give = vmsplice(GIFT|UNMAP) "
 	       "into a pipe holding it all, take = vmsplice(MOVE) into fresh memory, "
-	       "uffd = UFFDIO_MOVE in the same process; best of %d\n", repeat);
+	       "uffd = UFFDIO_MOVE in the same process, turns = give and take in turns "
+	       "through a 1 MiB pipe, a pipe-full at a time, in the same process; "
+	       "best of %d\n", repeat);
 	f = fopen(PIPE_MAX, "w");
 	if (f) {
 		fputs(old, f);
