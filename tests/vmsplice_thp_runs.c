@@ -6,8 +6,9 @@
  * whether they may be unmapped is decided by their own VMA: of four THPs,
  * the first two one VMA's, the third mlock()ed, the fourth another
  * VMA's, the mlock()ed one stays mapped and is copied while the other
- * three move.  On kernels without the change this SKIPs (it proves
- * moves).
+ * three move.  And 64 KiB mTHP folios given into a pipe with fewer free
+ * slots than a folio has pages still go in whole, a slot each.  On kernels
+ * without the change these SKIP (they prove moves).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "lib/feature.h"
 #include "lib/pagemap.h"
 #include "lib/thp.h"
+#include "lib/vmstat.h"
 #include "lib/words.h"
 #include "lib/xfer.h"
 
@@ -112,6 +114,59 @@ TEST(mlocked_thp_between_runs)
 	close(p[1]);
 	munmap(x, NR * THP_SIZE);
 	munmap(y, NR * THP_SIZE);
+	close(pm);
+}
+
+#define MTHP	(64UL << 10)
+
+/*
+ * Two 64 KiB mTHP folios given in one call into a default 16-slot pipe that
+ * already holds a page: 15 slots free, fewer than a folio's 16 pages.  A
+ * giver that fetches only as many pages as there are slots must fetch a
+ * cut folio again, whole: each folio goes in as one buffer (the call takes
+ * both), not as 15 single pages that fill the pipe and are copied later.
+ */
+TEST(mthp_into_pipe_with_fewer_slots_than_pages)
+{
+	long long large;
+	char why[160];
+	int p[2], pm;
+	char *one, *x, buf[PS];
+	size_t off;
+
+	REQUIRE_MOVE();
+	if (xfer_mthp_on(why, sizeof(why))) {
+		ASSERT_FALSE(move_required()) TH_LOG("%s", why);
+		SKIP(return, "%s", why);
+	}
+	pm = pagemap_open();
+	ASSERT_LE(0, pm);
+	one = map_aligned(PS, PS, MADV_NOHUGEPAGE);
+	x = map_aligned(2 * MTHP, MTHP, 0);
+	ASSERT_NE(NULL, one);
+	ASSERT_NE(NULL, x);
+	words_fill(one, PS, SEED, 0);
+	words_fill(x, 2 * MTHP, SEED, PS);
+	/* Allocated (or not) now: what the test set up, it undoes first. */
+	xfer_mthp_off();
+	if (pagemap_pfns_visible(pm) && (!backed_by_folio(pm, x, MTHP) ||
+					 !backed_by_folio(pm, x + MTHP, MTHP))) {
+		ASSERT_FALSE(move_required()) TH_LOG("no 64 KiB folio allocated");
+		SKIP(return, "no 64 KiB folio was allocated");
+	}
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ((ssize_t)PS, vms(p[1], one, PS, GIVE));
+
+	large = vmstat_get("vmsplice_gift_large");
+	ASSERT_EQ((ssize_t)(2 * MTHP), vms(p[1], x, 2 * MTHP, GIVE));
+	EXPECT_EQ(2, vmstat_get("vmsplice_gift_large") - large);
+	/* And the pipe holds the bytes in order. */
+	for (off = 0; off < PS + 2 * MTHP; off += PS) {
+		ASSERT_EQ((ssize_t)PS, read(p[0], buf, PS));
+		ASSERT_EQ((size_t)-1, words_check(buf, PS, SEED, off)) TH_LOG("at %zu", off);
+	}
+	close(p[0]);
+	close(p[1]);
 	close(pm);
 }
 
