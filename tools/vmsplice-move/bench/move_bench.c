@@ -203,16 +203,17 @@ static void measure(size_t len, bool huge, int repeat, struct row *r)
 	r->give = r->take = r->uffd = r->turns = 1e30;
 	r->error = NULL;
 	for (int i = 0; i < repeat && !r->error; i++) {
-		double g, t, u, n, n2;
+		double g, t, u, turn_give, turn_take;
 
 		r->error = one_move(len, huge, 0, &g, &t);
 		if (!r->error)
 			r->error = one_uffd(len, huge, &u);
 		if (!r->error)
-			r->error = one_move(len, huge, TURN_PIPE, &n, &n2);
+			r->error = one_move(len, huge, TURN_PIPE, &turn_give, &turn_take);
 		if (r->error)
 			break;
-		r->turns = n + n2 < r->turns ? n + n2 : r->turns;
+		if (turn_give + turn_take < r->turns)
+			r->turns = turn_give + turn_take;
 		r->give = g < r->give ? g : r->give;
 		r->take = t < r->take ? t : r->take;
 		r->uffd = u < r->uffd ? u : r->uffd;

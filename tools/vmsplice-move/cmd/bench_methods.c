@@ -174,6 +174,7 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 	size_t len = row->size;
 	char *src, *dst = NULL, c;
 	volatile struct giver_report *rep;
+	long taker_sleeps = 0;
 	double t = -1, end;
 	ssize_t got = -1;
 	pid_t pid;
@@ -219,7 +220,7 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 		populate(dst, len, env->page);
 
 	rep->start = 0;
-	*sleeps = sleeps_now();
+	taker_sleeps = sleeps_now();
 	t = now_s();
 	if (write(go[1], "g", 1) != 1) {
 		t = -1;
@@ -261,7 +262,7 @@ static double two_process(const struct bench_env *env, const struct bench_row *r
 		break;
 	}
 	end = now_s();
-	*sleeps = sleeps_now() - *sleeps;
+	taker_sleeps = sleeps_now() - taker_sleeps;
 	/* The giver, woken by "go", reads its clock after the taker did. */
 	if (row->method != M_PVREADV)
 		t = rep->start >= t ? rep->start : -1;
@@ -283,8 +284,8 @@ out:
 	if (dst)
 		munmap(dst, len);
 out_start:
-	if (t >= 0)
-		*sleeps += rep->sleeps;
+	if (t >= 0)	/* the giver has exited: its report is complete */
+		*sleeps = taker_sleeps + rep->sleeps;
 	munmap((void *)rep, sizeof(*rep));
 out_pipes:
 	for (int i = 0; i < 2; i++) {
@@ -363,6 +364,7 @@ out:
 void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 {
 	struct vsm_stats b, a, d;
+	long sleeps = 0;
 
 	row->secs = 1e30;
 	row->worst = 0;
@@ -384,9 +386,9 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 	}
 	vsm_stats_read(&b);
 	for (int i = 0; i < reps; i++) {
-		long sleeps = 0;
+		long slept = 0;
 		double t = row->method == M_UFFD ? uffd_move(env, row, 0x1234 + i) :
-			   two_process(env, row, 0x1234 + i, &sleeps);
+			   two_process(env, row, 0x1234 + i, &slept);
 
 		if (t < 0) {
 			row->failed = !row->skipped;
@@ -398,10 +400,10 @@ void bench_run(const struct bench_env *env, int reps, struct bench_row *row)
 			row->secs = t;
 		if (t > row->worst)
 			row->worst = t;
-		if (row->method != M_UFFD)
-			row->sleeps = (row->sleeps < 0 ? 0 : row->sleeps) +
-				      sleeps / (row->size / 1048576.0) / reps;
+		sleeps += slept;
 	}
+	if (row->method != M_UFFD)
+		row->sleeps = sleeps / (row->size / 1048576.0) / reps;
 	vsm_stats_read(&a);
 	vsm_stats_delta(&b, &a, &d);
 	row->counters = d.supported;
