@@ -135,7 +135,6 @@ static int dup_made_equal(const struct fuzz_dup *f, char *why, size_t len)
  */
 #define SEQ_CAP		(1UL << 24)
 #define THP_RECORDS	(THP_SIZE / PS)		/* 512 */
-#define MTHP_SIZE	(64UL << 10)
 #define VZONE_PAGES	64			/* the 4 KiB verified zone */
 #define BIG_ZONE	(2 * THP_SIZE)		/* THP and chaos zones */
 #define BIG_PAGES	(BIG_ZONE / PS)
@@ -360,9 +359,9 @@ static char *writer_memory(struct rng *r, bool thp_pipe, enum mem_kind *kind,
 		*maplen = THP_SIZE;
 		return thp_map(THP_SIZE);
 	case FZ_MTHP:
-		*k = (1 + below(r, 4)) * (MTHP_SIZE / PS);
+		*k = (1 + below(r, 4)) * (MTHP_64K_SIZE / PS);
 		*maplen = *k * PS;
-		return map_aligned(*maplen, MTHP_SIZE, MADV_HUGEPAGE);
+		return map_aligned(*maplen, MTHP_64K_SIZE, MADV_HUGEPAGE);
 	case FZ_MEMFD: {
 		int fd = memfd_create("fuzz", MFD_CLOEXEC);
 
@@ -982,8 +981,8 @@ static void reader_process(int proc)
 				madvise(zone + at, THP_SIZE, MADV_DONTNEED);
 		} else if (big && size_pick == 1) {
 			count(OP_READ_MTHP);
-			m = MTHP_SIZE / PS;
-			at = below(&r, BIG_ZONE / MTHP_SIZE) * MTHP_SIZE;
+			m = MTHP_64K_SIZE / PS;
+			at = below(&r, BIG_ZONE / MTHP_64K_SIZE) * MTHP_64K_SIZE;
 		} else {
 			at = below(&r, zpages - m + 1) * PS;
 		}

@@ -117,8 +117,6 @@ TEST(mlocked_thp_between_runs)
 	close(pm);
 }
 
-#define MTHP	(64UL << 10)
-
 /*
  * Two 64 KiB mTHP folios given in one call into a default 16-slot pipe that
  * already holds a page: 15 slots free, fewer than a folio's 16 pages.  A
@@ -142,15 +140,15 @@ TEST(mthp_into_pipe_with_fewer_slots_than_pages)
 	pm = pagemap_open();
 	ASSERT_LE(0, pm);
 	one = map_aligned(PS, PS, MADV_NOHUGEPAGE);
-	x = map_aligned(2 * MTHP, MTHP, 0);
+	x = map_aligned(2 * MTHP_64K_SIZE, MTHP_64K_SIZE, 0);
 	ASSERT_NE(NULL, one);
 	ASSERT_NE(NULL, x);
 	words_fill(one, PS, SEED, 0);
-	words_fill(x, 2 * MTHP, SEED, PS);
+	words_fill(x, 2 * MTHP_64K_SIZE, SEED, PS);
 	/* Allocated (or not) now: what the test set up, it undoes first. */
 	xfer_mthp_off();
-	if (pagemap_pfns_visible(pm) && (!backed_by_folio(pm, x, MTHP) ||
-					 !backed_by_folio(pm, x + MTHP, MTHP))) {
+	if (pagemap_pfns_visible(pm) && (!backed_by_folio(pm, x, MTHP_64K_SIZE) ||
+					 !backed_by_folio(pm, x + MTHP_64K_SIZE, MTHP_64K_SIZE))) {
 		ASSERT_FALSE(move_required()) TH_LOG("no 64 KiB folio allocated");
 		SKIP(return, "no 64 KiB folio was allocated");
 	}
@@ -158,10 +156,10 @@ TEST(mthp_into_pipe_with_fewer_slots_than_pages)
 	ASSERT_EQ((ssize_t)PS, vms(p[1], one, PS, GIVE));
 
 	large = vmstat_get("vmsplice_gift_large");
-	ASSERT_EQ((ssize_t)(2 * MTHP), vms(p[1], x, 2 * MTHP, GIVE));
+	ASSERT_EQ((ssize_t)(2 * MTHP_64K_SIZE), vms(p[1], x, 2 * MTHP_64K_SIZE, GIVE));
 	EXPECT_EQ(2, vmstat_get("vmsplice_gift_large") - large);
 	/* And the pipe holds the bytes in order. */
-	for (off = 0; off < PS + 2 * MTHP; off += PS) {
+	for (off = 0; off < PS + 2 * MTHP_64K_SIZE; off += PS) {
 		ASSERT_EQ((ssize_t)PS, read(p[0], buf, PS));
 		ASSERT_EQ((size_t)-1, words_check(buf, PS, SEED, off)) TH_LOG("at %zu", off);
 	}

@@ -20,6 +20,7 @@
 #define THP_SIZE	(2UL << 20)
 #define THP_DIR		"/sys/kernel/mm/transparent_hugepage"
 #define MTHP_64K	THP_DIR "/hugepages-64kB/enabled"
+#define MTHP_64K_SIZE	(64UL << 10)	/* the folios MTHP_64K switches on */
 
 /*
  * @len bytes of private anonymous memory aligned to @align (a power of

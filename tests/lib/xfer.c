@@ -25,13 +25,12 @@
 #include "mem.h"
 #include "pagemap.h"
 #include "pattern.h"
+#include "thp.h"
 #include "vmstat.h"
 
 #define SEED		0x5eedU
-#define MTHP_SIZE	(64UL << 10)
 #define GUARD_BYTE	0x5a	/* the pages around a destination */
 #define OLD_BYTE	0x77	/* a populated destination's old contents */
-#define MTHP_CTL	"/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
 
 #ifndef MAP_DROPPABLE
 #define MAP_DROPPABLE	0x08	/* Linux 6.11 */
@@ -153,7 +152,7 @@ static void *map_memfd(size_t len, int flags)
  * @len bytes at an address aligned to @align, with at least one unused
  * page before and after it inside the same mapping (the guards).
  */
-static char *map_aligned(size_t len, size_t align)
+static char *map_guarded(size_t len, size_t align)
 {
 	size_t ps = page_size();
 	char *p = map_anon(len + align + 2 * ps);
@@ -209,7 +208,7 @@ int xfer_hugetlb_on(char *why, size_t why_len)
 
 int xfer_mthp_on(char *why, size_t why_len)
 {
-	if (proc_write(MTHP_CTL, "always")) {
+	if (proc_write(MTHP_64K, "always")) {
 		snprintf(why, why_len, "cannot enable 64 KiB mTHP: %s",
 			 strerror(errno));
 		return -1;
@@ -219,7 +218,7 @@ int xfer_mthp_on(char *why, size_t why_len)
 
 void xfer_mthp_off(void)
 {
-	proc_write(MTHP_CTL, "never");
+	proc_write(MTHP_64K, "never");
 }
 
 static void *map_hugetlb(size_t len)
@@ -542,25 +541,25 @@ static void writer(const struct xfer_case *c, int pipe_wr, int ctl_wr,
 	case MEM_ANON:
 	case MEM_UNTOUCHED:
 	case MEM_FILE:
-		src = map_aligned(span, ps);
+		src = map_guarded(span, ps);
 		break;
 	case MEM_THP:
 	case MEM_HUGE_ZERO:
 		span = round_up(span, XFER_THP);
-		src = map_aligned(span, XFER_THP);
+		src = map_guarded(span, XFER_THP);
 		if (src && madvise(src, span, MADV_HUGEPAGE))
 			src = NULL;
 		break;
 	case MEM_MTHP:
-		span = round_up(span, MTHP_SIZE);
-		src = map_aligned(span, MTHP_SIZE);
+		span = round_up(span, MTHP_64K_SIZE);
+		src = map_guarded(span, MTHP_64K_SIZE);
 		break;
 	case MEM_MIXED:
 		/* 16 KiB, a whole THP, 16 KiB: three segments, far apart. */
-		small[0] = map_aligned(4 * ps, ps);
-		small[1] = map_aligned(4 * ps, ps);
+		small[0] = map_guarded(4 * ps, ps);
+		small[1] = map_guarded(4 * ps, ps);
 		span = XFER_THP;
-		src = map_aligned(span, XFER_THP);
+		src = map_guarded(span, XFER_THP);
 		if (src && madvise(src, span, MADV_HUGEPAGE))
 			src = NULL;
 		if (!small[0] || !small[1])
@@ -962,7 +961,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 	case DST_PKEY_RO:
 	case DST_MLOCKED:
 	case DST_TWO_VMAS:
-		p = map_aligned(span, ps);
+		p = map_guarded(span, ps);
 		if (!p)
 			break;
 		/*
@@ -999,14 +998,14 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 		}
 		return 0;
 	case DST_UNALIGNED:
-		p = map_aligned(span, ps);
+		p = map_guarded(span, ps);
 		if (!p)
 			break;
 		layout_one(l, p + 8, len, 0);
 		return 0;
 	case DST_SEGMENTS:
 		/* Page-aligned halves of a page, a page apart. */
-		p = map_aligned(3 * ps, ps);
+		p = map_guarded(3 * ps, ps);
 		if (!p)
 			break;
 		layout_one(l, p, 3 * ps, 0);
@@ -1021,7 +1020,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 	case DST_REFERENCED:
 	case DST_UFFD:
 	case DST_SWAPPED:
-		p = map_aligned(span, ps);
+		p = map_guarded(span, ps);
 		if (!p)
 			break;
 		if (c->dst == DST_ZEROPAGE) {
@@ -1091,7 +1090,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 	case DST_THP:
 	case DST_THP_PINNED:
 	case DST_THP_ZERO:
-		p = map_aligned(round_up(len, XFER_THP), XFER_THP);
+		p = map_guarded(round_up(len, XFER_THP), XFER_THP);
 		if (!p || madvise(p, round_up(len, XFER_THP), MADV_HUGEPAGE))
 			break;
 		if (c->dst == DST_THP_ZERO) {
@@ -1123,7 +1122,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 			lead = XFER_THP - 4 * ps;
 		if (c->dst == DST_THP_MISALIGNED)
 			lead = ps;
-		p = map_aligned(thp_len + (lead ? XFER_THP : 0), XFER_THP);
+		p = map_guarded(thp_len + (lead ? XFER_THP : 0), XFER_THP);
 		if (!p)
 			break;
 		if (madvise(p, thp_len + (lead ? XFER_THP : 0),
@@ -1160,7 +1159,7 @@ static int map_dst(const struct xfer_case *c, struct dst_layout *l, char *why)
 		return 0;
 	}
 	case DST_THP_CUT:
-		p = map_aligned(3 * XFER_THP, XFER_THP);
+		p = map_guarded(3 * XFER_THP, XFER_THP);
 		if (!p || madvise(p, 3 * XFER_THP, MADV_HUGEPAGE))
 			break;
 		layout_one(l, p, 3 * XFER_THP, 0);
