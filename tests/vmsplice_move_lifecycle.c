@@ -775,21 +775,29 @@ static long long read_ll(const char *path)
  * the deferred-split shrinker runs (drop_caches 2 shrinks every slab
  * shrinker): the reader's data stays right, and once it unmaps, the
  * partially-mapped count is back where it started (nothing left queued).
+ *
+ * The count is system-wide: 64 KiB folios only where MADV_HUGEPAGE asks
+ * ("madvise", not "always"), so that no other folio of this test's own
+ * processes is marked meanwhile (with "always", a stack folio the parent
+ * wrote copy-on-write after the fork was marked when the child exited).
  */
-TEST(partially_mapped_mthp_moves_then_splits)
+TEST_F(life, partially_mapped_mthp_moves_then_splits)
 {
 	const size_t len = 64 << 10, thp = 2UL << 20;
-	char why[160], *dst;
+	char why[256], *dst;
 	struct xfer_counters b, a;
 	long long base, marked;
 	int p[2], status;
 	pid_t pid;
 
 	REQUIRE_MOVE();
-	if (xfer_mthp_on(why, sizeof(why))) {
-		ASSERT_FALSE(move_required()) TH_LOG("%s", why);
-		SKIP(return, "%s", why);
+	if (access(MTHP_64K, W_OK) || access(MTHP_PARTIAL, R_OK)) {
+		ASSERT_FALSE(move_required())
+			TH_LOG("no 64 kB mTHP size or its partially-mapped count");
+		SKIP(return, "no 64 kB mTHP size or its partially-mapped count");
 	}
+	ASSERT_EQ(0, setting_set(&self->mthp, MTHP_64K, "madvise", why, sizeof(why)))
+		TH_LOG("%s", why);
 	base = read_ll(MTHP_PARTIAL);
 	ASSERT_LE(0, base);
 	dst = map_aligned(len, len, 0);
@@ -799,7 +807,8 @@ TEST(partially_mapped_mthp_moves_then_splits)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		char *src = map_aligned(len, len, 0), *room = map_anon(3 * thp), *to;
+		char *src = map_aligned(len, len, MADV_HUGEPAGE);
+		char *room = map_anon(3 * thp), *to;
 
 		if (!src || !room)
 			_exit(2);
@@ -825,7 +834,6 @@ TEST(partially_mapped_mthp_moves_then_splits)
 	ASSERT_EQ((size_t)-1, pattern_check(dst, len, 31, 0));
 	ASSERT_EQ(0, munmap(dst, len));
 	ASSERT_EQ(base, read_ll(MTHP_PARTIAL));
-	xfer_mthp_off();
 }
 
 /*
