@@ -10,6 +10,9 @@
  * and, still in one process, the region given and taken in turns through a
  * 1 MiB pipe, a pipe-full at a time: the calls a pipe-full cost with
  * nobody to wake.
+ * Then what a call costs apart from its pages: 64 MiB given in calls of
+ * 64 KiB to 64 MiB, against the same calls of MADV_DONTNEED (the zap that a
+ * gift's unmap is) and of UFFDIO_MOVE.
  * The data is checked every time; a move row whose pages did not all move
  * (vmsplice_move_pages in /proc/vmstat) is refused.
  *
@@ -88,6 +91,39 @@ static bool intact(const char *p, size_t len)
 }
 
 /*
+ * A pipe of @size bytes for a gift of @src's @len bytes, which are filled,
+ * and the move counters before it in *@before.
+ */
+static const char *gift_pipe(int p[2], size_t size, char *src, size_t len,
+			     struct vsm_stats *before)
+{
+	if (pipe(p)) {
+		p[0] = p[1] = -1;
+		return "out of memory";
+	}
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)size) < 0)
+		return "F_SETPIPE_SZ failed (pipe-max-size)";
+	fill(src, len);
+	if (vsm_stats_read(before) || !before->supported)
+		return "no vmsplice move counters (kernel without the change)";
+	return NULL;
+}
+
+/* Whether @dst holds the @len bytes moved there since *@before, every page moved. */
+static const char *all_moved(const char *dst, size_t len,
+			     const struct vsm_stats *before)
+{
+	struct vsm_stats after;
+
+	if (!intact(dst, len))
+		return "data wrong after the move";
+	if (vsm_stats_read(&after) ||
+	    after.moved - before->moved != (long long)(len / PS))
+		return "NOT MOVED: the counters show copies";
+	return NULL;
+}
+
+/*
  * Give @len bytes to a pipe and take them back: with @turn 0 through a pipe
  * that holds them all, one call each; else through a pipe of @turn bytes,
  * a pipe-full at a time, as the two processes of a hand-over take turns,
@@ -100,22 +136,16 @@ static const char *one_move(size_t len, bool huge, size_t turn, double *give,
 	size_t align = huge ? THP : PS, off = 0;
 	char *src = region(len, align, huge), *dst = region(len, align, huge);
 	size_t pipe_size = turn ? turn : huge ? len / THP * PS : len;
-	const char *err = NULL;
-	struct vsm_stats before, after;
+	struct vsm_stats before;
+	const char *err;
 	int p[2];
 	double t;
 
-	if (!src || !dst || pipe(p))
+	if (!src || !dst)
 		return "out of memory";
-	if (fcntl(p[1], F_SETPIPE_SZ, (int)pipe_size) < 0) {
-		err = "F_SETPIPE_SZ failed (pipe-max-size)";
+	err = gift_pipe(p, pipe_size, src, len, &before);
+	if (err)
 		goto out;
-	}
-	fill(src, len);
-	if (vsm_stats_read(&before) || !before.supported) {
-		err = "no vmsplice move counters (kernel without the change)";
-		goto out;
-	}
 	*give = *take = 0;
 	while (off < len) {
 		struct iovec v = { src + off, len - off };
@@ -145,11 +175,7 @@ static const char *one_move(size_t len, bool huge, size_t turn, double *give,
 		*take += now() - t;
 		off += got;
 	}
-	if (!intact(dst, len))
-		err = "data wrong after the move";
-	else if (vsm_stats_read(&after) ||
-		 after.moved - before.moved != (long long)(len / PS))
-		err = "NOT MOVED: the counters show copies";
+	err = all_moved(dst, len, &before);
 out:
 	close(p[0]);
 	close(p[1]);
@@ -158,7 +184,8 @@ out:
 	return err;
 }
 
-static const char *one_uffd(size_t len, bool huge, double *secs)
+/* UFFDIO_MOVE of @len bytes in calls of @call bytes (0: one call). */
+static const char *one_uffd(size_t len, bool huge, size_t call, double *secs)
 {
 	size_t align = huge ? THP : PS;
 	char *src = region(len, align, huge), *dst = region(len, align, huge);
@@ -179,15 +206,21 @@ static const char *one_uffd(size_t len, bool huge, double *secs)
 		err = "userfaultfd unavailable";
 		goto out;
 	}
-	mv.dst = (uintptr_t)dst;
-	mv.src = (uintptr_t)src;
-	mv.len = len;
-	t = now();
-	if (ioctl(u, UFFDIO_MOVE, &mv) || mv.move != (int64_t)len) {
-		err = "UFFDIO_MOVE failed";
-		goto out;
+	if (!call)
+		call = len;
+	*secs = 0;
+	for (size_t off = 0; off < len; off += call) {
+		mv.dst = (uintptr_t)dst + off;
+		mv.src = (uintptr_t)src + off;
+		mv.len = call;
+		mv.move = 0;
+		t = now();
+		if (ioctl(u, UFFDIO_MOVE, &mv) || mv.move != (int64_t)call) {
+			err = "UFFDIO_MOVE failed";
+			goto out;
+		}
+		*secs += now() - t;
 	}
-	*secs = now() - t;
 	if (!intact(dst, len))
 		err = "data wrong after UFFDIO_MOVE";
 out:
@@ -207,7 +240,7 @@ static void measure(size_t len, bool huge, int repeat, struct row *r)
 
 		r->error = one_move(len, huge, 0, &g, &t);
 		if (!r->error)
-			r->error = one_uffd(len, huge, &u);
+			r->error = one_uffd(len, huge, 0, &u);
 		if (!r->error)
 			r->error = one_move(len, huge, TURN_PIPE, &turn_give, &turn_take);
 		if (r->error)
@@ -218,6 +251,116 @@ static void measure(size_t len, bool huge, int repeat, struct row *r)
 		r->take = t < r->take ? t : r->take;
 		r->uffd = u < r->uffd ? u : r->uffd;
 	}
+}
+
+/*
+ * The fixed cost of a call: @len bytes of 4 KiB pages given (GIFT|UNMAP,
+ * into a pipe holding them all) in calls of @call bytes, the gifts timed,
+ * then taken in one untimed call and checked; and, for the unmap alone,
+ * MADV_DONTNEED of populated memory in calls of @call bytes, the stock
+ * kernel's zap that a gift's unmap is.
+ */
+static const char *one_calls(size_t len, size_t call, double *give,
+			     double *dontneed)
+{
+	char *src = region(len, PS, false), *dst = region(len, PS, false);
+	struct iovec w = { dst, len };
+	struct vsm_stats before;
+	const char *err;
+	int p[2];
+	double t;
+
+	if (!src || !dst)
+		return "out of memory";
+	err = gift_pipe(p, len, src, len, &before);
+	if (err)
+		goto out;
+	*give = 0;
+	for (size_t off = 0; off < len; off += call) {
+		struct iovec v = { src + off, call };
+		ssize_t n;
+
+		t = now();
+		n = vmsplice(p[1], &v, 1, SPLICE_F_GIFT | SPLICE_F_UNMAP);
+		*give += now() - t;
+		if (n != (ssize_t)call) {
+			err = "the gift was short";
+			goto out;
+		}
+	}
+	if (vmsplice(p[0], &w, 1, SPLICE_F_MOVE) != (ssize_t)len) {
+		err = "the take was short";
+		goto out;
+	}
+	err = all_moved(dst, len, &before);
+	if (err)
+		goto out;
+	fill(dst, len);
+	*dontneed = 0;
+	for (size_t off = 0; off < len; off += call) {
+		t = now();
+		if (madvise(dst + off, call, MADV_DONTNEED)) {
+			err = "MADV_DONTNEED failed";
+			goto out;
+		}
+		*dontneed += now() - t;
+	}
+out:
+	close(p[0]);
+	close(p[1]);
+	munmap(src, len);
+	munmap(dst, len);
+	return err;
+}
+
+/*
+ * What a call costs apart from its pages: CALLS_LEN of 4 KiB pages given,
+ * unmapped by MADV_DONTNEED and moved by UFFDIO_MOVE in calls of each size
+ * of @calls, best of @repeat.  A hand-over through one 1 MiB pipe gives in
+ * calls of 1 MiB.
+ */
+#define CALLS_LEN	(64UL << 20)
+
+static int print_calls(int repeat)
+{
+	static const size_t calls[] = { 64 << 10, 1 << 20, 4 << 20, CALLS_LEN };
+	int rc = 0;
+
+	printf("\nPer call: %lu MiB of 4 KiB pages in calls of CALL bytes\n"
+	       "%9s %11s %15s %11s %14s %10s\n", CALLS_LEN >> 20, "call",
+	       "give us/pg", "dontneed us/pg", "uffd us/pg", "give/dontneed",
+	       "give/uffd");
+	for (size_t c = 0; c < sizeof(calls) / sizeof(calls[0]); c++) {
+		double give = 1e30, dontneed = 1e30, uffd = 1e30;
+		size_t pages = CALLS_LEN / PS;
+		const char *err = NULL;
+
+		for (int i = 0; i < repeat && !err; i++) {
+			double g, d, u;
+
+			err = one_calls(CALLS_LEN, calls[c], &g, &d);
+			if (!err)
+				err = one_uffd(CALLS_LEN, false, calls[c], &u);
+			if (err)
+				break;
+			give = g < give ? g : give;
+			dontneed = d < dontneed ? d : dontneed;
+			uffd = u < uffd ? u : uffd;
+		}
+		if (err) {
+			printf("%5zu KiB %s\n", calls[c] >> 10, err);
+			rc = 1;
+			continue;
+		}
+		printf("%5zu KiB %11.3f %15.3f %11.3f %14.2f %10.2f\n",
+		       calls[c] >> 10, give * 1e6 / pages, dontneed * 1e6 / pages,
+		       uffd * 1e6 / pages, give / dontneed, give / uffd);
+	}
+	printf("give = vmsplice(GIFT|UNMAP) into a pipe holding it all, "
+	       "dontneed = MADV_DONTNEED of populated memory (the same zap), "
+	       "uffd = UFFDIO_MOVE, each in calls of CALL bytes; best of %d\n",
+	       repeat);
+	return rc;
 }
 
 int vsm_cmd_move_bench(int argc, char **argv)
@@ -232,7 +375,8 @@ int vsm_cmd_move_bench(int argc, char **argv)
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		printf("Usage: vmsplice-move bench --kernel-cost [REPEAT]\n\nPer-page cost of the giver's and "
 		       "the taker's vmsplice() and of UFFDIO_MOVE,\none process, fresh "
-		       "memory, best of REPEAT (default 3).  Root.\n");
+		       "memory, best of REPEAT (default 3); then the same per call size\n"
+		       "(64 KiB to 64 MiB), with MADV_DONTNEED.  Root.\n");
 		return 0;
 	}
 	if (argc > 1)
@@ -282,6 +426,8 @@ int vsm_cmd_move_bench(int argc, char **argv)
 	       "uffd = UFFDIO_MOVE in the same process, turns = give and take in turns "
 	       "through a 1 MiB pipe, a pipe-full at a time, in the same process; "
 	       "best of %d\n", repeat);
+	if (print_calls(repeat))
+		rc = 1;
 	f = fopen(PIPE_MAX, "w");
 	if (f) {
 		fputs(old, f);
